@@ -1,0 +1,122 @@
+"""One error tree for controlroom.
+
+Every error a user can meet carries a short ``title`` and a ``message`` that says what
+happened and what to do about it. The CLI prints them as one paragraph (no traceback),
+the TUI shows them in a modal, and the SDK raises them.
+
+::
+
+    ControlroomError
+    ├── ConfigError                 bad settings, missing project folder or file
+    │   └── ModelUnavailableError   a model spec that cannot be served here
+    ├── IdentityError
+    │   ├── DirectoryError          the user directory file is missing or malformed
+    │   └── UnknownUserError        a user id that the directory does not list
+    ├── WorkflowError
+    │   ├── WorkflowFileError       a malformed workflow file (names file, line, key)
+    │   └── WorkflowDefinitionError an inconsistent graph (unknown step, no path to end)
+    ├── ToolError
+    │   ├── UnknownToolError        a tool name that the workflow does not provide
+    │   └── ToolArgumentsError      arguments that do not match the tool's schema
+    ├── RunError
+    │   ├── RunNotFoundError        no run with that id in this project folder
+    │   ├── RunBusyError            another process is executing the run right now
+    │   └── RunStateError           the run is not in a state that allows the request
+    ├── ApprovalError
+    │   ├── ApprovalNotFoundError   no pending item with that id
+    │   └── ApprovalDecidedError    the item was already approved or rejected
+    └── ScriptError                 a scripted chat model ran out or diverged
+"""
+
+from __future__ import annotations
+
+
+class ControlroomError(Exception):
+    """Base of every error controlroom raises on purpose."""
+
+    title: str = "controlroom error"
+
+    def __init__(self, message: str, *, title: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if title is not None:
+            self.title = title
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(ControlroomError):
+    title = "Configuration error"
+
+
+class ModelUnavailableError(ConfigError):
+    title = "Model not available"
+
+
+class IdentityError(ControlroomError):
+    title = "Identity error"
+
+
+class DirectoryError(IdentityError):
+    title = "User directory error"
+
+
+class UnknownUserError(IdentityError):
+    title = "Unknown user"
+
+
+class WorkflowError(ControlroomError):
+    title = "Workflow error"
+
+
+class WorkflowFileError(WorkflowError):
+    title = "Malformed workflow file"
+
+
+class WorkflowDefinitionError(WorkflowError):
+    title = "Invalid workflow"
+
+
+class ToolError(ControlroomError):
+    title = "Tool error"
+
+
+class UnknownToolError(ToolError):
+    title = "Unknown tool"
+
+
+class ToolArgumentsError(ToolError):
+    title = "Invalid tool arguments"
+
+
+class RunError(ControlroomError):
+    title = "Run error"
+
+
+class RunNotFoundError(RunError):
+    title = "Run not found"
+
+
+class RunBusyError(RunError):
+    title = "Run is busy"
+
+
+class RunStateError(RunError):
+    title = "Run cannot do that now"
+
+
+class ApprovalError(ControlroomError):
+    title = "Approval error"
+
+
+class ApprovalNotFoundError(ApprovalError):
+    title = "Approval not found"
+
+
+class ApprovalDecidedError(ApprovalError):
+    title = "Approval already decided"
+
+
+class ScriptError(ControlroomError):
+    title = "Scripted model error"

@@ -1,0 +1,49 @@
+"""The gate every tool call passes before it executes.
+
+The gate decides per call: ``allow``, ``deny`` (never executed; the model gets a short
+structured refusal) or ``approve`` (a person must approve first). This release decides
+from the tool's declared behaviour; the Cedar policy gate plugs in through the same
+:class:`Gate` protocol.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from controlroom.identity import Principal
+from controlroom.tools.spec import Tool
+
+
+class Verdict(str, Enum):
+    ALLOW = "allow"
+    DENY = "deny"
+    APPROVE = "approve"
+
+
+class Decision(BaseModel):
+    """The gate's answer for one call, with the reason and the deciding rule ids."""
+
+    verdict: Verdict
+    reason: str
+    policies: tuple[str, ...] = ()
+
+
+class Gate(Protocol):
+    def decide(self, principal: Principal, tool: Tool, args: dict[str, Any]) -> Decision: ...
+
+
+class DeclaredGate:
+    """Decides from the tool spec: irreversible or ``requires_approval`` tools need approval."""
+
+    def decide(self, principal: Principal, tool: Tool, args: dict[str, Any]) -> Decision:
+        if tool.needs_approval_by_default:
+            why = (
+                "the tool's effect is irreversible"
+                if tool.requires_approval is False
+                else "the tool is declared to require approval"
+            )
+            return Decision(verdict=Verdict.APPROVE, reason=why, policies=("declared",))
+        return Decision(verdict=Verdict.ALLOW, reason="allowed by tool declaration", policies=("declared",))

@@ -1,0 +1,147 @@
+"""Tool specs: what a tool is called, what it takes, what it does to the world.
+
+A tool is plain data plus a function. Its argument model (pydantic) is what the model
+sees as JSON schema and what every call is validated against before it runs. Its
+``effect`` says whether it only reads (``read``), changes something that can be undone
+(``write``) or cannot be undone (``irreversible``). Side-effecting tools receive an
+idempotency key in their :class:`ToolContext` and must use it so that a resumed run never
+repeats an effect.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from controlroom.errors import ToolArgumentsError
+from controlroom.identity import Principal
+
+
+class Effect(str, Enum):
+    """What a tool does to the world."""
+
+    READ = "read"
+    WRITE = "write"
+    IRREVERSIBLE = "irreversible"
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool is told about the call, from the session, never from the model."""
+
+    principal: Principal
+    run_id: str
+    call_id: str
+    idempotency_key: str
+    home: Path
+
+
+ToolFunction = Callable[..., Any]
+
+
+class Tool(BaseModel):
+    """A controlled tool: name, description, argument model, effect and function."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    name: str
+    description: str
+    args_model: type[BaseModel]
+    effect: Effect = Effect.READ
+    resource: str | None = None
+    requires_approval: bool = False
+    func: ToolFunction
+    wants_context: bool = False
+
+    @property
+    def needs_approval_by_default(self) -> bool:
+        return self.requires_approval or self.effect is Effect.IRREVERSIBLE
+
+    def json_schema(self) -> dict[str, Any]:
+        """The OpenAI-style function schema that a chat model is given."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.args_model.model_json_schema(),
+            },
+        }
+
+    def validate_args(self, args: Mapping[str, Any]) -> BaseModel:
+        try:
+            return self.args_model.model_validate(dict(args))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"`{'.'.join(str(p) for p in e['loc']) or '(arguments)'}`: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ToolArgumentsError(
+                f"Arguments for tool '{self.name}' do not match its schema: {problems}. "
+                f"Expected: {self.args_model.model_json_schema().get('properties', {})}."
+            ) from None
+
+    def invoke(self, args: BaseModel, ctx: ToolContext) -> Any:
+        kwargs = {name: getattr(args, name) for name in type(args).model_fields}
+        if self.wants_context:
+            return self.func(ctx=ctx, **kwargs)
+        return self.func(**kwargs)
+
+
+def _args_model_for(func: ToolFunction, name: str) -> tuple[type[BaseModel], bool]:
+    hints = get_type_hints(func)
+    fields: dict[str, Any] = {}
+    wants_context = False
+    for param in inspect.signature(func).parameters.values():
+        if param.name == "ctx" or hints.get(param.name) is ToolContext:
+            if param.name != "ctx":
+                raise TypeError(f"tool {name}: the ToolContext parameter must be named `ctx`")
+            wants_context = True
+            continue
+        if param.name not in hints:
+            raise TypeError(f"tool {name}: parameter `{param.name}` needs a type annotation")
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[param.name] = (hints[param.name], default)
+    model_name = "".join(part.capitalize() for part in name.split("_")) + "Args"
+    model = create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)
+    return model, wants_context
+
+
+def tool(
+    func: ToolFunction | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    effect: Effect | str = Effect.READ,
+    resource: str | None = None,
+    requires_approval: bool = False,
+) -> Any:
+    """Declare a tool from a typed function; its docstring is the description.
+
+    >>> @tool(effect="irreversible")
+    ... def pay_invoice(invoice_id: str, amount: float, ctx: ToolContext) -> dict: ...
+    """
+
+    def wrap(f: ToolFunction) -> Tool:
+        tool_name = name or f.__name__
+        args_model, wants_context = _args_model_for(f, tool_name)
+        return Tool(
+            name=tool_name,
+            description=(description or inspect.getdoc(f) or tool_name).strip(),
+            args_model=args_model,
+            effect=Effect(effect),
+            resource=resource,
+            requires_approval=requires_approval,
+            func=f,
+            wants_context=wants_context,
+        )
+
+    if func is not None:
+        return wrap(func)
+    return wrap
