@@ -1,0 +1,88 @@
+"""Compile a :class:`WorkflowSpec` to a LangGraph ``StateGraph``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from langgraph.graph import END as LG_END
+from langgraph.graph import START, StateGraph
+
+from controlroom.graphs.conditions import compile_condition
+from controlroom.graphs.nodes import (
+    make_approval_node,
+    make_model_node,
+    make_tools_node,
+    passthrough,
+)
+from controlroom.graphs.spec import (
+    END,
+    ApprovalStep,
+    BranchStep,
+    ModelStep,
+    ToolsStep,
+    WorkflowSpec,
+)
+from controlroom.graphs.state import RunContext, RunState, condition_view, has_tool_calls
+
+GraphBuilder = StateGraph[RunState, RunContext, RunState, RunState]
+
+
+def _target(name: str | None, following: str | None) -> str:
+    chosen = name if name is not None else (following or END)
+    return LG_END if chosen == END else chosen
+
+
+def _branch_router(step: BranchStep) -> Callable[[RunState], str]:
+    cases: list[tuple[Callable[[dict[str, Any]], bool], str]] = []
+    for case in step.cases:
+        test = compile_condition(case.when) if isinstance(case.when, str) else case.when
+        cases.append((test, _target(case.goto, None)))
+    default = _target(step.default, None)
+
+    def route(state: RunState) -> str:
+        view = condition_view(state)
+        for test, goto in cases:
+            if test(view):
+                return goto
+        return default
+
+    route.__name__ = f"route_{step.id}"
+    return route
+
+
+def to_state_graph(spec: WorkflowSpec) -> GraphBuilder:
+    """Build (not compile) the LangGraph graph for a workflow spec."""
+    graph: GraphBuilder = StateGraph(RunState, context_schema=RunContext)
+    ids = [s.id for s in spec.steps]
+    for index, step in enumerate(spec.steps):
+        following = ids[index + 1] if index + 1 < len(ids) else None
+        if isinstance(step, ModelStep):
+            graph.add_node(step.id, make_model_node(step))
+            nxt = _target(step.next, following)
+            if step.on_tool_calls is not None:
+                on_calls = _target(step.on_tool_calls, None)
+
+                def route_model(state: RunState, on_calls: str = on_calls, nxt: str = nxt) -> str:
+                    return on_calls if has_tool_calls(state) else nxt
+
+                graph.add_conditional_edges(step.id, route_model, sorted({on_calls, nxt}))
+            else:
+                graph.add_edge(step.id, nxt)
+        elif isinstance(step, ToolsStep):
+            graph.add_node(step.id, make_tools_node(step))
+            graph.add_edge(step.id, _target(step.next, following))
+        elif isinstance(step, BranchStep):
+            graph.add_node(step.id, passthrough)
+            targets = sorted({_target(c.goto, None) for c in step.cases} | {_target(step.default, None)})
+            graph.add_conditional_edges(step.id, _branch_router(step), targets)
+        elif isinstance(step, ApprovalStep):
+            graph.add_node(step.id, make_approval_node(step))
+            ok, no = _target(step.next, following), _target(step.on_reject, None)
+
+            def route_approval(state: RunState, sid: str = step.id, ok: str = ok, no: str = no) -> str:
+                return ok if (state.get("vars") or {}).get(sid) == "approved" else no
+
+            graph.add_conditional_edges(step.id, route_approval, sorted({ok, no}))
+    graph.add_edge(START, spec.start or ids[0])
+    return graph

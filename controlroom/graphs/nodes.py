@@ -1,0 +1,279 @@
+"""Node functions for each step kind.
+
+The tools node is where enforcement happens: every call is validated against its tool's
+schema and passes the gate before anything runs; calls that need a person are recorded
+as pending approvals (durably, one per call) before the run pauses; approved effects run
+once per idempotency key (run, step, call).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, cast
+
+from langchain_core.messages import AIMessage, SystemMessage, ToolCall, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+from pydantic import BaseModel
+
+from controlroom.agents.prompts import render
+from controlroom.errors import ToolArgumentsError
+from controlroom.graphs.spec import ApprovalStep, ModelStep, ToolsStep
+from controlroom.graphs.state import RunContext, RunState
+from controlroom.graphs.store import Approval, ApprovalStatus
+from controlroom.tools.gate import Decision, Verdict
+from controlroom.tools.spec import Effect, Tool, ToolContext
+
+Node = Callable[..., dict[str, Any]]
+
+
+def _step_number(config: RunnableConfig) -> int:
+    return int((config.get("metadata") or {}).get("langgraph_step", 0))
+
+
+def make_model_node(step: ModelStep) -> Node:
+    def model_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        ctx = runtime.context
+        model = ctx.get_model(step.model or ctx.default_model)
+        schemas = [ctx.tools[name].json_schema() for name in step.tools]
+        runnable: Any = model.bind_tools(schemas) if schemas else model
+        system = render(
+            step.prompt, where=f"prompt of step '{step.id}'", principal=ctx.principal, state=state
+        )
+        reply = runnable.invoke([SystemMessage(system), *state.get("messages", [])])
+        if not isinstance(reply, AIMessage):
+            reply = AIMessage(content=str(getattr(reply, "content", reply)))
+        reply.name = step.id
+        update: dict[str, Any] = {"messages": [reply]}
+        if not reply.tool_calls:
+            update["output"] = reply.text
+        return update
+
+    model_node.__name__ = f"model_{step.id}"
+    return model_node
+
+
+class _Plan(BaseModel):
+    """What the tools node will do with one call."""
+
+    model_config = {"arbitrary_types_allowed": True}
+    position: int
+    call_id: str
+    name: str
+    raw_args: dict[str, Any]
+    tool: Tool | None = None
+    args: BaseModel | None = None
+    decision: Decision | None = None
+    refusal: dict[str, Any] | None = None
+    approval_id: str | None = None
+
+
+def _refusal(plan: _Plan, status: str, reason: str, **extra: Any) -> dict[str, Any]:
+    return {"status": status, "tool": plan.name, "reason": reason, **extra}
+
+
+def _plan_call(
+    ctx: RunContext, allowed: set[str] | None, call: ToolCall, position: int, step_no: int
+) -> _Plan:
+    call_id = call.get("id") or f"call-{step_no}-{position}"
+    plan = _Plan(position=position, call_id=call_id, name=call["name"], raw_args=call["args"])
+    tool = ctx.tools.get(call["name"])
+    if tool is None or (allowed is not None and tool.name not in allowed):
+        offered = sorted(allowed if allowed is not None else ctx.tools)
+        plan.refusal = _refusal(
+            plan, "denied", f"no tool named '{call['name']}' is available", available=offered
+        )
+        return plan
+    plan.tool = tool
+    try:
+        plan.args = tool.validate_args(call["args"])
+    except ToolArgumentsError as exc:
+        plan.refusal = _refusal(plan, "invalid_arguments", exc.message)
+        return plan
+    plan.decision = ctx.gate.decide(ctx.principal, tool, plan.args.model_dump(mode="json"))
+    if plan.decision.verdict is Verdict.DENY:
+        plan.refusal = _refusal(
+            plan, "denied", plan.decision.reason, policies=list(plan.decision.policies)
+        )
+    return plan
+
+
+def _ask(
+    ctx: RunContext, items: list[Approval]
+) -> dict[str, dict[str, Any]]:
+    """Record pending items and pause until a person decides them (or decide per mode)."""
+    ctx.store.add_approvals(items)
+    if ctx.approve_mode == "ask":
+        answer = interrupt({"approvals": [item.approval_id for item in items]})
+        return cast(dict[str, dict[str, Any]], answer)
+    decisions: dict[str, dict[str, Any]] = {}
+    for item in items:
+        current = ctx.store.get_approval(ctx.run_id, item.approval_id)
+        if current.status is ApprovalStatus.PENDING:
+            current = ctx.store.decide(
+                ctx.run_id,
+                item.approval_id,
+                approved=ctx.approve_mode == "all",
+                by=f"auto:--approve {ctx.approve_mode}",
+                reason=f"decided automatically (--approve {ctx.approve_mode})",
+            )
+        decisions[item.approval_id] = decision_payload(current)
+    return decisions
+
+
+def decision_payload(item: Approval) -> dict[str, Any]:
+    """The resume value a decided approval contributes (also checkpointed for replay)."""
+    return {
+        "approved": item.status is ApprovalStatus.APPROVED,
+        "by": item.decided_by,
+        "args": item.edited_args,
+        "reason": item.decision_reason,
+    }
+
+
+def _execute(ctx: RunContext, plan: _Plan, step_no: int) -> Any:
+    assert plan.tool is not None and plan.args is not None
+    key = f"{ctx.run_id}:{step_no}:{plan.call_id}"
+    tool_ctx = ToolContext(
+        principal=ctx.principal,
+        run_id=ctx.run_id,
+        call_id=plan.call_id,
+        idempotency_key=key,
+        home=ctx.home,
+    )
+    if plan.tool.effect is Effect.READ:
+        return plan.tool.invoke(plan.args, tool_ctx)
+    recorded = ctx.store.effect_result(key)
+    if recorded is not None and recorded[0] == "completed":
+        return recorded[1]
+    ctx.store.effect_started(key, ctx.run_id, plan.tool.name)
+    result = plan.tool.invoke(plan.args, tool_ctx)
+    ctx.store.effect_completed(key, result)
+    return result
+
+
+def _apply_decision(ctx: RunContext, plan: _Plan, decision: dict[str, Any]) -> None:
+    if not decision.get("approved"):
+        plan.refusal = _refusal(
+            plan,
+            "rejected",
+            decision.get("reason") or "rejected by the approver",
+            by=decision.get("by"),
+        )
+        return
+    edited = decision.get("args")
+    if edited is None:
+        return
+    assert plan.tool is not None
+    try:
+        plan.args = plan.tool.validate_args(edited)
+    except ToolArgumentsError as exc:
+        plan.refusal = _refusal(plan, "invalid_arguments", exc.message)
+        return
+    recheck = ctx.gate.decide(ctx.principal, plan.tool, plan.args.model_dump(mode="json"))
+    if recheck.verdict is Verdict.DENY:
+        plan.refusal = _refusal(plan, "denied", recheck.reason, policies=list(recheck.policies))
+
+
+def _content(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+
+
+def make_tools_node(step: ToolsStep) -> Node:
+    allowed = set(step.tools) if step.tools is not None else None
+
+    def tools_node(
+        state: RunState, runtime: Runtime[RunContext], config: RunnableConfig
+    ) -> dict[str, Any]:
+        ctx = runtime.context
+        messages = state.get("messages") or []
+        last = messages[-1] if messages else None
+        if not isinstance(last, AIMessage) or not last.tool_calls:
+            return {}
+        step_no = _step_number(config)
+        plans = [
+            _plan_call(ctx, allowed, call, i, step_no) for i, call in enumerate(last.tool_calls)
+        ]
+        waiting = [
+            p for p in plans if p.refusal is None and p.decision and p.decision.verdict is Verdict.APPROVE
+        ]
+        if waiting:
+            items = []
+            for p in waiting:
+                assert p.tool is not None and p.decision is not None and p.args is not None
+                p.approval_id = f"a{step_no}-{p.position + 1}"
+                items.append(
+                    Approval(
+                        run_id=ctx.run_id,
+                        approval_id=p.approval_id,
+                        kind="tool_call",
+                        step=step.id,
+                        tool=p.tool.name,
+                        call_id=p.call_id,
+                        args=p.args.model_dump(mode="json"),
+                        effect=p.tool.effect.value,
+                        reason=p.decision.reason,
+                        message=f"{p.tool.name} wants to run for {ctx.principal.display_name}",
+                    )
+                )
+            decisions = _ask(ctx, items)
+            for p in waiting:
+                assert p.approval_id is not None
+                _apply_decision(ctx, p, decisions.get(p.approval_id, {"approved": False}))
+        out: list[ToolMessage] = []
+        for p in plans:
+            if p.refusal is not None:
+                out.append(
+                    ToolMessage(
+                        content=_content(p.refusal), tool_call_id=p.call_id, name=p.name, status="error"
+                    )
+                )
+                continue
+            try:
+                result = _execute(ctx, p, step_no)
+            except Exception as exc:  # a failing tool is reported to the model, not fatal
+                error = _refusal(p, "error", f"{type(exc).__name__}: {exc}")
+                out.append(
+                    ToolMessage(
+                        content=_content(error), tool_call_id=p.call_id, name=p.name, status="error"
+                    )
+                )
+                continue
+            out.append(ToolMessage(content=_content(result), tool_call_id=p.call_id, name=p.name))
+        return {"messages": out}
+
+    tools_node.__name__ = f"tools_{step.id}"
+    return tools_node
+
+
+def make_approval_node(step: ApprovalStep) -> Node:
+    def approval_node(
+        state: RunState, runtime: Runtime[RunContext], config: RunnableConfig
+    ) -> dict[str, Any]:
+        ctx = runtime.context
+        step_no = _step_number(config)
+        message = render(
+            step.message, where=f"message of step '{step.id}'", principal=ctx.principal, state=state
+        )
+        item = Approval(
+            run_id=ctx.run_id,
+            approval_id=f"a{step_no}-1",
+            kind="checkpoint",
+            step=step.id,
+            args=dict(state.get("vars") or {}),
+            reason=message,
+            message=message,
+        )
+        decision = _ask(ctx, [item])[item.approval_id]
+        update_vars: dict[str, Any] = dict(decision.get("args") or {})
+        update_vars[step.id] = "approved" if decision.get("approved") else "rejected"
+        return {"vars": update_vars}
+
+    approval_node.__name__ = f"approval_{step.id}"
+    return approval_node
+
+
+def passthrough(state: RunState) -> dict[str, Any]:
+    return {}

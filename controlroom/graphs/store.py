@@ -1,0 +1,333 @@
+"""Durable run metadata, approvals and the effect ledger (one SQLite file per project).
+
+LangGraph's checkpointer holds the graph state; this store holds what people and other
+processes need without loading a graph: the run list, pending approvals with their
+decisions, and the idempotency ledger of tool effects. Every write commits with
+``synchronous=FULL`` before the caller goes on, so a decision is durable before the
+effect it authorises.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from controlroom.errors import ApprovalDecidedError, ApprovalNotFoundError, RunNotFoundError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    workflow_ref TEXT NOT NULL,
+    workflow_hash TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    input TEXT NOT NULL,
+    model TEXT NOT NULL,
+    approve_mode TEXT NOT NULL,
+    status TEXT NOT NULL,
+    output TEXT,
+    error TEXT,
+    next_steps TEXT NOT NULL DEFAULT '[]',
+    parent_run_id TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE TABLE IF NOT EXISTS approvals (
+    run_id TEXT NOT NULL,
+    approval_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    step TEXT NOT NULL,
+    tool TEXT,
+    call_id TEXT,
+    args TEXT NOT NULL,
+    effect TEXT,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    status TEXT NOT NULL,
+    decided_by TEXT,
+    decided_at TEXT,
+    edited_args TEXT,
+    decision_reason TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, approval_id)
+);
+CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status);
+CREATE TABLE IF NOT EXISTS effects (
+    key TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT,
+    started_at TEXT NOT NULL,
+    completed_at TEXT
+);
+"""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class RunStatus(str, Enum):
+    RUNNING = "running"
+    WAITING = "waiting"  # for approval
+    PAUSED = "paused"  # stepped; continue with `resume` or `step`
+    INTERRUPTED = "interrupted"  # its process died; `resume` picks it up
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class ApprovalStatus(str, Enum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class RunRecord(BaseModel):
+    """One run as listed by ``controlroom runs`` (stable JSON for scripts)."""
+
+    run_id: str
+    workflow: str
+    workflow_ref: str
+    workflow_hash: str
+    user_id: str
+    input: str
+    model: str
+    approve_mode: str
+    status: RunStatus
+    output: str | None = None
+    error: str | None = None
+    next_steps: list[str] = Field(default_factory=list)
+    parent_run_id: str | None = None
+    created_at: str
+    updated_at: str
+    pending_approvals: int = 0
+
+
+class Approval(BaseModel):
+    """One item waiting for (or decided by) a person: a tool call or a checkpoint."""
+
+    run_id: str
+    approval_id: str
+    kind: str  # "tool_call" | "checkpoint"
+    step: str
+    tool: str | None = None
+    call_id: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    effect: str | None = None
+    reason: str
+    message: str = ""
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    decided_by: str | None = None
+    decided_at: str | None = None
+    edited_args: dict[str, Any] | None = None
+    decision_reason: str | None = None
+    created_at: str = Field(default_factory=now)
+
+
+class Store:
+    """Thread-safe access to the project's SQLite store."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # runs ------------------------------------------------------------------------
+    def insert_run(self, record: RunRecord) -> None:
+        data = record.model_dump(mode="json", exclude={"pending_approvals"})
+        data["next_steps"] = json.dumps(data["next_steps"])
+        cols = ", ".join(data)
+        marks = ", ".join(f":{k}" for k in data)
+        with self._tx() as c:
+            c.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", data)
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        if "next_steps" in fields:
+            fields["next_steps"] = json.dumps(fields["next_steps"])
+        if "status" in fields and isinstance(fields["status"], RunStatus):
+            fields["status"] = fields["status"].value
+        fields["updated_at"] = now()
+        sets = ", ".join(f"{k} = :{k}" for k in fields)
+        with self._tx() as c:
+            c.execute(f"UPDATE runs SET {sets} WHERE run_id = :run_id", {**fields, "run_id": run_id})
+
+    def _run_from_row(self, row: sqlite3.Row) -> RunRecord:
+        data = dict(row)
+        data["next_steps"] = json.loads(data["next_steps"])
+        return RunRecord.model_validate(data)
+
+    _RUN_QUERY = (
+        "SELECT runs.*, (SELECT COUNT(*) FROM approvals a WHERE a.run_id = runs.run_id "
+        "AND a.status = 'pending') AS pending_approvals FROM runs"
+    )
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._lock:
+            row = self._conn.execute(f"{self._RUN_QUERY} WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                like = self._conn.execute(
+                    "SELECT run_id FROM runs WHERE run_id LIKE ? LIMIT 2", (run_id + "%",)
+                ).fetchall()
+        if row is not None:
+            return self._run_from_row(row)
+        if len(like) == 1:
+            return self.get_run(str(like[0]["run_id"]))
+        raise RunNotFoundError(
+            f"No run '{run_id}' in {self.path.parent}. `controlroom runs` lists the runs of "
+            "this project folder; set CONTROLROOM_HOME if the run lives in another one."
+        )
+
+    def list_runs(self, status: str | None = None, limit: int = 200) -> list[RunRecord]:
+        query = self._RUN_QUERY
+        params: tuple[Any, ...] = ()
+        if status:
+            query += " WHERE status = ?"
+            params = (status,)
+        query += " ORDER BY created_at DESC, run_id LIMIT ?"
+        with self._lock:
+            rows = self._conn.execute(query, (*params, limit)).fetchall()
+        return [self._run_from_row(r) for r in rows]
+
+    # approvals ---------------------------------------------------------------------
+    def add_approvals(self, items: list[Approval]) -> None:
+        """Record pending items; re-recording the same ids (a re-executed node) is a no-op."""
+        with self._tx() as c:
+            for item in items:
+                data = item.model_dump(mode="json")
+                data["args"] = json.dumps(data["args"])
+                data["edited_args"] = None
+                cols = ", ".join(data)
+                marks = ", ".join(f":{k}" for k in data)
+                c.execute(f"INSERT OR IGNORE INTO approvals ({cols}) VALUES ({marks})", data)
+
+    @staticmethod
+    def _approval_from_row(row: sqlite3.Row) -> Approval:
+        data = dict(row)
+        data["args"] = json.loads(data["args"])
+        data["edited_args"] = json.loads(data["edited_args"]) if data["edited_args"] else None
+        return Approval.model_validate(data)
+
+    def get_approval(self, run_id: str, approval_id: str) -> Approval:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM approvals WHERE run_id = ? AND approval_id = ?",
+                (run_id, approval_id),
+            ).fetchone()
+        if row is None:
+            pending = [a.approval_id for a in self.list_approvals(run_id=run_id)]
+            hint = f" Pending in this run: {', '.join(pending)}." if pending else ""
+            raise ApprovalNotFoundError(
+                f"Run {run_id} has no approval item '{approval_id}'.{hint} "
+                "`controlroom approvals` lists what is waiting."
+            )
+        return self._approval_from_row(row)
+
+    def list_approvals(
+        self, run_id: str | None = None, status: ApprovalStatus | None = ApprovalStatus.PENDING
+    ) -> list[Approval]:
+        query = "SELECT * FROM approvals WHERE 1=1"
+        params: list[Any] = []
+        if run_id is not None:
+            query += " AND run_id = ?"
+            params.append(run_id)
+        if status is not None:
+            query += " AND status = ?"
+            params.append(status.value)
+        query += " ORDER BY created_at, run_id, approval_id"
+        with self._lock:
+            rows = self._conn.execute(query, params).fetchall()
+        return [self._approval_from_row(r) for r in rows]
+
+    def decide(
+        self,
+        run_id: str,
+        approval_id: str,
+        *,
+        approved: bool,
+        by: str,
+        edited_args: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> Approval:
+        """Record a decision durably; deciding twice is an :class:`ApprovalDecidedError`."""
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, "
+                "edited_args = ?, decision_reason = ? "
+                "WHERE run_id = ? AND approval_id = ? AND status = 'pending'",
+                (
+                    (ApprovalStatus.APPROVED if approved else ApprovalStatus.REJECTED).value,
+                    by,
+                    now(),
+                    json.dumps(edited_args) if edited_args is not None else None,
+                    reason,
+                    run_id,
+                    approval_id,
+                ),
+            )
+            changed = cur.rowcount
+        item = self.get_approval(run_id, approval_id)
+        if changed == 0:
+            raise ApprovalDecidedError(
+                f"Approval {approval_id} of run {run_id} was already {item.status.value} by "
+                f"{item.decided_by} at {item.decided_at}; a decision cannot be changed."
+            )
+        return item
+
+    # effect ledger -----------------------------------------------------------------
+    def effect_result(self, key: str) -> tuple[str, Any] | None:
+        """``(status, result)`` recorded for an idempotency key, or None if never started."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT status, result FROM effects WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        result = json.loads(row["result"]) if row["result"] is not None else None
+        return str(row["status"]), result
+
+    def effect_started(self, key: str, run_id: str, tool: str) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO effects (key, run_id, tool, status, started_at) "
+                "VALUES (?, ?, ?, 'started', ?)",
+                (key, run_id, tool, now()),
+            )
+
+    def effect_completed(self, key: str, result: Any) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE effects SET status = 'completed', result = ?, completed_at = ? "
+                "WHERE key = ?",
+                (json.dumps(result, default=str), now(), key),
+            )

@@ -1,0 +1,116 @@
+"""A loaded workflow: its spec, the tools it provides, where it came from, its hash."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controlroom.errors import WorkflowDefinitionError
+from controlroom.graphs.spec import WorkflowSpec
+from controlroom.graphs.tool_refs import resolve_tool_refs
+from controlroom.graphs.validate import check_workflow
+from controlroom.graphs.workflow_file import load_workflow_file
+from controlroom.tools.spec import Tool
+
+PYTHON_OBJECT = "<python object>"
+
+
+def _spec_digest(spec: WorkflowSpec, tools: dict[str, Tool]) -> str:
+    def default(value: Any) -> str:
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+
+    payload = {
+        "spec": spec.model_dump(mode="python"),
+        "tools": {name: t.json_schema() | {"effect": t.effect.value} for name, t in sorted(tools.items())},
+    }
+    blob = json.dumps(payload, sort_keys=True, default=default).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+@dataclass
+class Workflow:
+    """What the runner needs: the spec, its tools by name, a reloadable reference."""
+
+    spec: WorkflowSpec
+    tools: dict[str, Tool]
+    ref: str = PYTHON_OBJECT
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def __post_init__(self) -> None:
+        check_workflow(self.spec, set(self.tools))
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def digest(self) -> str:
+        return _spec_digest(self.spec, self.tools)
+
+    @classmethod
+    def from_spec(cls, spec: WorkflowSpec, tools: list[Tool] | None = None) -> Workflow:
+        return cls(spec=spec, tools={t.name: t for t in tools or []})
+
+
+def _import_attr(ref: str) -> Any:
+    target, _, attr = ref.rpartition(":")
+    if target.endswith(".py"):
+        path = Path(target).resolve()
+        if not path.is_file():
+            raise WorkflowDefinitionError(f"No Python file {path} (from workflow reference '{ref}').")
+        name = "controlroom_workflow_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+        module = sys.modules.get(name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise WorkflowDefinitionError(f"Cannot import '{target}' for workflow '{ref}': {exc}") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise WorkflowDefinitionError(f"'{target}' has no attribute '{attr}' (workflow '{ref}').") from None
+
+
+def load_workflow(ref: str | Path | Workflow) -> Workflow:
+    """Load a workflow from a YAML file, a folder holding ``workflow.yaml``, or ``module:attr``.
+
+    ``module:attr`` (or ``path/to/file.py:attr``) names a :class:`Workflow` object built in
+    Python, for example with :class:`controlroom.GraphBuilder`.
+    """
+    if isinstance(ref, Workflow):
+        return ref
+    text = str(ref)
+    path = Path(text)
+    if path.is_dir() and (path / "workflow.yaml").is_file():
+        path = path / "workflow.yaml"
+    if path.suffix in {".yaml", ".yml"} or path.is_file():
+        spec = load_workflow_file(path)
+        base = path.resolve().parent
+        tools = resolve_tool_refs(spec.tools, base)
+        return Workflow(spec=spec, tools={t.name: t for t in tools}, ref=str(path.resolve()), base_dir=base)
+    if ":" in text:
+        obj = _import_attr(text)
+        if not isinstance(obj, Workflow):
+            raise WorkflowDefinitionError(
+                f"'{text}' is a {type(obj).__name__}, not a controlroom Workflow. Build one with "
+                "controlroom.GraphBuilder(...).build()."
+            )
+        ref_path, _, attr = text.rpartition(":")
+        stable = f"{Path(ref_path).resolve()}:{attr}" if ref_path.endswith(".py") else text
+        return Workflow(spec=obj.spec, tools=obj.tools, ref=stable, base_dir=obj.base_dir)
+    raise WorkflowDefinitionError(
+        f"No workflow at '{text}'. Give a workflow YAML file, a folder with workflow.yaml, or "
+        "a Python reference `package.module:attr` / `file.py:attr`."
+    )
