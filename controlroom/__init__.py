@@ -1,0 +1,105 @@
+"""controlroom: supervised agentic task automation.
+
+The public SDK. Start runs of graph-defined workflows for a user, pause them for human
+approval, decide approvals from any process, and resume them::
+
+    from controlroom import Runner
+
+    with Runner(home=".controlroom") as runner:
+        result = runner.start("examples/invoice-payment", user="alice", input="Pay INV-1001")
+        for item in result.pending:
+            runner.approve(result.run_id, item.approval_id, by="bob")
+"""
+
+from controlroom.config import Settings
+from controlroom.errors import (
+    ApprovalDecidedError,
+    ApprovalError,
+    ApprovalNotFoundError,
+    ConfigError,
+    ControlroomError,
+    DirectoryError,
+    IdentityError,
+    ModelUnavailableError,
+    RunBusyError,
+    RunError,
+    RunNotFoundError,
+    RunStateError,
+    ScriptError,
+    ToolArgumentsError,
+    ToolError,
+    UnknownToolError,
+    UnknownUserError,
+    WorkflowDefinitionError,
+    WorkflowError,
+    WorkflowFileError,
+)
+from controlroom.graphs.builder import GraphBuilder
+from controlroom.graphs.runner import Runner, RunResult
+from controlroom.graphs.spec import (
+    END,
+    ApprovalStep,
+    BranchStep,
+    ModelStep,
+    ToolsStep,
+    WorkflowSpec,
+)
+from controlroom.graphs.state import RunState
+from controlroom.graphs.store import Approval, ApprovalStatus, RunRecord, RunStatus
+from controlroom.graphs.workflow import Workflow, load_workflow
+from controlroom.identity import Directory, Principal
+from controlroom.tools.gate import DeclaredGate, Decision, Gate, Verdict
+from controlroom.tools.spec import Effect, Tool, ToolContext, tool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "END",
+    "Approval",
+    "ApprovalDecidedError",
+    "ApprovalError",
+    "ApprovalNotFoundError",
+    "ApprovalStatus",
+    "ApprovalStep",
+    "BranchStep",
+    "ConfigError",
+    "ControlroomError",
+    "DeclaredGate",
+    "Decision",
+    "Directory",
+    "DirectoryError",
+    "Effect",
+    "Gate",
+    "GraphBuilder",
+    "IdentityError",
+    "ModelStep",
+    "ModelUnavailableError",
+    "Principal",
+    "RunBusyError",
+    "RunError",
+    "RunNotFoundError",
+    "RunRecord",
+    "RunResult",
+    "RunState",
+    "RunStateError",
+    "RunStatus",
+    "Runner",
+    "ScriptError",
+    "Settings",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolContext",
+    "ToolError",
+    "ToolsStep",
+    "UnknownToolError",
+    "UnknownUserError",
+    "Verdict",
+    "Workflow",
+    "WorkflowDefinitionError",
+    "WorkflowError",
+    "WorkflowFileError",
+    "WorkflowSpec",
+    "__version__",
+    "load_workflow",
+    "tool",
+]

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import ast
 import operator
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["ALLOWED_FORMS", "CompiledCondition", "compile_condition"]
+__all__ = ["ALLOWED_FORMS", "CompiledCondition", "ConditionError", "compile_condition"]
 
 ALLOWED_FORMS = (
     "comparisons (==, !=, <, <=, >, >=, in, not in, chains like 1 < vars.n <= 5), "
@@ -74,6 +75,14 @@ _DESCRIBE: dict[type[ast.AST], str] = {
 }
 
 
+class ConditionError(ValueError):
+    """A condition that does not parse or uses something outside the whitelist."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem}. Allowed forms: {ALLOWED_FORMS}.")
+        self.problem = problem
+
+
 class _Rejected(Exception):
     """What is wrong, as a full phrase, with the column where it is."""
 
@@ -100,27 +109,26 @@ class CompiledCondition:
 
 def compile_condition(expr: str) -> Callable[[Mapping[str, Any]], bool]:
     """Parse and check ``expr``; raise ``ValueError`` naming what is not allowed."""
-    allowed = f"Allowed forms: {ALLOWED_FORMS}."
     if not isinstance(expr, str):
-        raise ValueError(f"A condition must be a string, not {type(expr).__name__}. {allowed}")
+        raise ConditionError(f"a condition must be a string, not {type(expr).__name__}")
     shown = expr if len(expr) <= 120 else expr[:117] + "..."
     if not expr.strip():
-        raise ValueError(f"The condition is empty. {allowed}")
+        raise ConditionError("the condition is empty")
     if len(expr) > MAX_LENGTH:
-        raise ValueError(f"The condition is longer than {MAX_LENGTH} characters. {allowed}")
+        raise ConditionError(f"the condition is longer than {MAX_LENGTH} characters")
     try:
-        tree = ast.parse(expr.strip(), mode="eval")
+        with warnings.catch_warnings():  # e.g. a SyntaxWarning for an invalid escape
+            warnings.simplefilter("ignore")
+            tree = ast.parse(expr.strip(), mode="eval")
         evaluate = _compile(tree.body, 0)
     except _Rejected as exc:
-        raise ValueError(f"Condition `{shown}`: {exc}. {allowed}") from None
+        raise ConditionError(f"condition `{shown}`: {exc}") from None
     except SyntaxError as exc:
-        raise ValueError(
-            f"Condition `{shown}` is not a valid expression ({exc.msg}). {allowed}"
-        ) from None
+        raise ConditionError(f"condition `{shown}` is not a valid expression ({exc.msg})") from None
     except (RecursionError, MemoryError):
-        raise ValueError(f"Condition `{shown}` is nested too deeply. {allowed}") from None
+        raise ConditionError(f"condition `{shown}` is nested too deeply") from None
     except ValueError as exc:  # e.g. null bytes in the source on some Python versions
-        raise ValueError(f"Condition {shown!r} is not valid ({exc}). {allowed}") from None
+        raise ConditionError(f"condition {shown!r} is not valid ({exc})") from None
     return CompiledCondition(expr, evaluate)
 
 

@@ -59,6 +59,7 @@ class _Plan(BaseModel):
     """What the tools node will do with one call."""
 
     model_config = {"arbitrary_types_allowed": True}
+    edited_by: str | None = None
     position: int
     call_id: str
     name: str
@@ -175,6 +176,7 @@ def _apply_decision(ctx: RunContext, plan: _Plan, decision: dict[str, Any]) -> N
     recheck = ctx.gate.decide(ctx.principal, plan.tool, plan.args.model_dump(mode="json"))
     if recheck.verdict is Verdict.DENY:
         plan.refusal = _refusal(plan, "denied", recheck.reason, policies=list(recheck.policies))
+    plan.edited_by = decision.get("by") or "the approver"
 
 
 def _content(value: Any) -> str:
@@ -241,6 +243,15 @@ def make_tools_node(step: ToolsStep) -> Node:
                     )
                 )
                 continue
+            if p.edited_by is not None and p.args is not None:
+                # The model must know it did not get exactly what it asked for.
+                result = {
+                    "approved_with_edits": {
+                        "by": p.edited_by,
+                        "arguments": p.args.model_dump(mode="json"),
+                    },
+                    "result": result,
+                }
             out.append(ToolMessage(content=_content(result), tool_call_id=p.call_id, name=p.name))
         return {"messages": out}
 

@@ -1,0 +1,14 @@
+"""The control room: a Textual terminal UI. Nothing outside this package imports Textual."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from controlroom.graphs.runner import Runner
+
+
+def run_app(runner: Runner, *, workflow: str | None = None, user: str | None = None) -> None:
+    from controlroom.tui.app import ControlRoomApp
+
+    ControlRoomApp(runner, workflow=workflow, user=user).run()

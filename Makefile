@@ -1,0 +1,46 @@
+# controlroom developer tasks. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+DEMO_HOME ?= .controlroom-demo
+
+.PHONY: install demo test test-fast check format lint typecheck contracts bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install controlroom with its dev tools
+
+demo: $(STAMP) ## run the invoice-payment example end to end (scripted model, an approval with edits)
+	CONTROLROOM_HOME=$(DEMO_HOME) $(BIN)/python examples/invoice-payment/demo.py
+
+test: $(STAMP) ## the whole test suite
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP) ## everything but the slow subprocess/kill tests
+	$(BIN)/pytest -q -m 'not slow'
+
+format: $(STAMP)
+	$(BIN)/ruff format controlroom tests examples
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check controlroom tests examples
+	$(BIN)/ruff check controlroom tests examples
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+check: lint typecheck contracts test ## format, lint, types, import contracts, tests
+
+bench: $(STAMP) ## framework overhead vs plain LangGraph, written to bench.json
+	$(BIN)/python tests/benchmarks/bench_overhead.py --out bench.json
+
+clean:
+	rm -rf $(VENV) $(DEMO_HOME) .mypy_cache .ruff_cache bench.json

@@ -1,0 +1,365 @@
+"""Typer commands for ``controlroom``; see :mod:`controlroom.cli` for exit codes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from controlroom.config import Settings
+from controlroom.errors import ConfigError, ControlroomError
+from controlroom.graphs.runner import Runner, RunResult
+from controlroom.graphs.store import RunStatus
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_PAUSED = 0, 1, 2, 3, 4
+EXIT_FOR_STATUS = {
+    RunStatus.COMPLETED: EXIT_OK,
+    RunStatus.FAILED: EXIT_FAILED,
+    RunStatus.WAITING: EXIT_WAITING,
+    RunStatus.PAUSED: EXIT_PAUSED,
+    RunStatus.INTERRUPTED: EXIT_PAUSED,
+    RunStatus.RUNNING: EXIT_PAUSED,
+}
+
+app = typer.Typer(
+    name="controlroom",
+    help=(
+        "Run graph-defined agents for a user, supervise them, approve what they want to do.\n\n"
+        "State lives in one project folder (--home, CONTROLROOM_HOME, default ./.controlroom). "
+        "Exit codes: 0 completed/ok, 1 run failed, 2 usage or configuration error, "
+        "3 waiting for approval, 4 paused or interrupted."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+# Piped output is not cut to 80 columns: scripts and logs get whole lines.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
+
+
+class ApproveMode(str, Enum):
+    ask = "ask"
+    all = "all"
+    none = "none"
+
+
+class _State:
+    home: Path | None = None
+
+
+_state = _State()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
+ApproverOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        "-u",
+        help="Who decides (a directory user id); default CONTROLROOM_USER.",
+        show_default=False,
+    ),
+]
+
+
+def _fail(title: str, message: str, as_json: bool) -> NoReturn:
+    if as_json:
+        print(json.dumps({"error": {"title": title, "message": message}}))
+    else:
+        err.print(f"[bold red]{title}:[/] {message}", highlight=False)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def handles_errors(func: F) -> F:
+    """Turn controlroom errors into a one-paragraph message and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ControlroomError as exc:
+            _fail(exc.title, exc.message, bool(kwargs.get("as_json")))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    if _state.home is not None:
+        settings = settings.model_copy(update={"home": _state.home})
+    return settings
+
+
+def _runner() -> Runner:
+    return Runner(_settings())
+
+
+def _approver(user: str | None) -> str:
+    chosen = user or _settings().user
+    if not chosen:
+        raise ConfigError(
+            "Say who decides: pass --user ID (a user from the directory) or set CONTROLROOM_USER."
+        )
+    return chosen
+
+
+def _emit(result: RunResult, as_json: bool) -> NoReturn:
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    else:
+        from controlroom.cli.render import print_result
+
+        print_result(out, result)
+    raise typer.Exit(EXIT_FOR_STATUS[result.status])
+
+
+@app.callback()
+def _root(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar="CONTROLROOM_HOME",
+            help="Project folder holding runs, approvals, checkpoints and the user directory.",
+            show_default="./.controlroom",
+        ),
+    ] = None,
+) -> None:
+    _state.home = home
+
+
+@app.command()
+@handles_errors
+def init(
+    force: Annotated[bool, typer.Option(help="Overwrite an existing directory file.")] = False,
+) -> None:
+    """Create the project folder with a sample user directory (alice, bob, carol, dave)."""
+    settings = _settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    target = settings.directory_path
+    if target.exists() and not force:
+        out.print(f"{target} already exists; kept it (use --force to replace it).")
+        return
+    sample = resources.files("controlroom") / "data" / "sample_directory.yaml"
+    with resources.as_file(sample) as src:
+        shutil.copyfile(src, target)
+    out.print(f"Created {settings.home} with a sample user directory at {target}.")
+
+
+@app.command()
+@handles_errors
+def users(as_json: JsonOpt = False) -> None:
+    """List the users of the directory that runs can act for."""
+    directory = _runner().directory
+    people = [p.model_dump(mode="json") for p in directory.values()]
+    if as_json:
+        print(json.dumps(people, indent=2))
+        return
+    for p in directory.values():
+        out.print(f"{p.id:<12} {p.display_name:<20} roles: {', '.join(p.roles)}")
+
+
+@app.command()
+@handles_errors
+def run(
+    workflow: Annotated[str, typer.Argument(help="Workflow YAML file, folder, or module:attr.")],
+    user: Annotated[str, typer.Option("--user", "-u", help="Directory user the run acts for.")],
+    input: Annotated[str, typer.Option("--input", "-i", help="The request, as the user types it.")],
+    model: Annotated[
+        str | None, typer.Option(help="Model spec, e.g. scripted:PATH; default the workflow's.")
+    ] = None,
+    approve: Annotated[
+        ApproveMode,
+        typer.Option(
+            help="ask: stop for a person (prompts on a terminal, else exits 3); "
+            "all: approve every gated call; none: reject them."
+        ),
+    ] = ApproveMode.ask,
+    step: Annotated[bool, typer.Option(help="Run one step, then pause (exit 4).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a run of WORKFLOW for a user with an input."""
+    runner = _runner()
+    result = runner.start(
+        workflow, user=user, input=input, model=model, approve=approve.value, step=step
+    )
+    if (
+        result.status is RunStatus.WAITING
+        and approve is ApproveMode.ask
+        and not as_json
+        and sys.stdin.isatty()
+        and sys.stdout.isatty()
+    ):
+        from controlroom.cli.interactive import decide_interactively
+
+        result = decide_interactively(runner, result, approver=_settings().user or user, console=out)
+    _emit(result, as_json)
+
+
+@app.command()
+@handles_errors
+def runs(
+    status: Annotated[
+        RunStatus | None, typer.Option(help="Only runs with this status.", case_sensitive=False)
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the runs of the project folder, newest first."""
+    records = _runner().list_runs(status=status)
+    if as_json:
+        print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+        return
+    from controlroom.cli.render import runs_table
+
+    out.print(runs_table(records))
+
+
+@app.command()
+@handles_errors
+def show(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id (a unique prefix works).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one run: status, conversation, pending approvals."""
+    runner = _runner()
+    record = runner.get_run(run_id)
+    messages = runner.messages(record.run_id)
+    pending = runner.approvals(record.run_id)
+    if as_json:
+        payload = {
+            "run": record.model_dump(mode="json"),
+            "pending": [a.model_dump(mode="json") for a in pending],
+            "messages": [m.model_dump(mode="json") for m in messages],
+        }
+        print(json.dumps(payload, indent=2, default=str))
+        return
+    from controlroom.cli.render import print_result, timeline
+
+    out.print(timeline(messages))
+    print_result(out, RunResult(run=record, pending=pending))
+
+
+@app.command()
+@handles_errors
+def approvals(
+    run_id: Annotated[
+        str | None, typer.Argument(metavar="[RUN]", help="Only this run's items.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List pending approvals (tool calls and checkpoints waiting for a person)."""
+    items = _runner().approvals(run_id)
+    if as_json:
+        print(json.dumps([a.model_dump(mode="json") for a in items], indent=2))
+        return
+    from controlroom.cli.render import approvals_table
+
+    out.print(approvals_table(items))
+
+
+def _parse_args(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--args is not valid JSON ({exc.msg} at column {exc.colno}).") from None
+    if not isinstance(value, dict):
+        raise ConfigError("--args must be a JSON object of argument names to values.")
+    return value
+
+
+@app.command()
+@handles_errors
+def approve(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    approval_id: Annotated[str, typer.Argument(metavar="CALL", help="Approval id, e.g. a3-1.")],
+    args: Annotated[
+        str | None,
+        typer.Option(help="Edited arguments as a JSON object; validated and re-checked."),
+    ] = None,
+    user: ApproverOpt = None,
+    reason: Annotated[str | None, typer.Option(help="Why (recorded).")] = None,
+    no_resume: Annotated[
+        bool, typer.Option("--no-resume", help="Record the decision only; don't continue.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a pending item; the run continues here once nothing else is pending."""
+    result = _runner().approve(
+        run_id,
+        approval_id,
+        by=_approver(user),
+        args=_parse_args(args),
+        reason=reason,
+        resume=not no_resume,
+    )
+    _emit(result, as_json)
+
+
+@app.command()
+@handles_errors
+def reject(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    approval_id: Annotated[str, typer.Argument(metavar="CALL")],
+    reason: Annotated[str, typer.Option(help="Why; the agent is told.")],
+    user: ApproverOpt = None,
+    no_resume: Annotated[bool, typer.Option("--no-resume")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject a pending item with a reason; the agent receives the reason."""
+    result = _runner().reject(
+        run_id, approval_id, by=_approver(user), reason=reason, resume=not no_resume
+    )
+    _emit(result, as_json)
+
+
+@app.command()
+@handles_errors
+def resume(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    allow_changed: Annotated[
+        bool, typer.Option(help="Continue even if the workflow changed since the run started.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Continue a run from its last checkpoint (after approvals, a pause, a crash or a failure)."""
+    _emit(_runner().resume(run_id, allow_changed=allow_changed), as_json)
+
+
+@app.command()
+@handles_errors
+def step(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Run one more step of a run, then pause."""
+    _emit(_runner().step(run_id), as_json)
+
+
+@app.command()
+@handles_errors
+def tui(
+    workflow: Annotated[str | None, typer.Argument(help="Workflow to start runs of.")] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Signed-in user.")] = None,
+) -> None:
+    """Open the control room (terminal UI). Early preview: lists runs and approvals."""
+    from controlroom.tui import run_app
+
+    run_app(_runner(), workflow=workflow, user=user or _settings().user)
+
+
+def main() -> None:
+    app()

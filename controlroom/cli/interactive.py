@@ -1,0 +1,39 @@
+"""Deciding approvals at a terminal prompt (``controlroom run --approve ask`` on a TTY)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+
+from controlroom.errors import ControlroomError
+from controlroom.graphs.runner import Runner, RunResult
+from controlroom.graphs.store import RunStatus
+
+
+def decide_interactively(
+    runner: Runner, result: RunResult, *, approver: str, console: Console
+) -> RunResult:
+    """Ask about each pending item until the run moves on or the person skips."""
+    while result.status is RunStatus.WAITING and result.pending:
+        item = result.pending[0]
+        console.print(
+            f"\n[bold]{item.approval_id}[/] {item.kind} [bold]{item.tool or item.step}[/] "
+            f"effect={item.effect or '-'}\n  arguments: {json.dumps(item.args)}\n  why: {item.reason}"
+        )
+        choice = typer.prompt("[a]pprove, [e]dit, [r]eject, [s]kip", default="a").strip().lower()
+        try:
+            if choice.startswith("a"):
+                result = runner.approve(result.run_id, item.approval_id, by=approver)
+            elif choice.startswith("e"):
+                edited = json.loads(typer.prompt("arguments (JSON)", default=json.dumps(item.args)))
+                result = runner.approve(result.run_id, item.approval_id, by=approver, args=edited)
+            elif choice.startswith("r"):
+                reason = typer.prompt("reason")
+                result = runner.reject(result.run_id, item.approval_id, by=approver, reason=reason)
+            else:
+                return result
+        except (ControlroomError, json.JSONDecodeError) as exc:
+            console.print(f"[red]{exc}[/]")
+    return result

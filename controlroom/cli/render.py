@@ -1,0 +1,116 @@
+"""Human-readable output for the CLI (tables and timelines via Rich)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
+from rich.console import Console
+from rich.table import Table
+
+from controlroom.graphs.runner import RunResult
+from controlroom.graphs.store import Approval, RunRecord, RunStatus
+
+STATUS_STYLE = {
+    RunStatus.COMPLETED: "green",
+    RunStatus.WAITING: "yellow",
+    RunStatus.PAUSED: "cyan",
+    RunStatus.RUNNING: "blue",
+    RunStatus.INTERRUPTED: "magenta",
+    RunStatus.FAILED: "red",
+}
+
+
+def _args(data: dict[str, Any] | None) -> str:
+    return json.dumps(data or {}, sort_keys=True)
+
+
+def runs_table(records: list[RunRecord]) -> Table:
+    table = Table(title=f"{len(records)} run(s)", title_justify="left")
+    for col in ("run", "status", "workflow", "user", "started", "pending", "output / error"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        style = STATUS_STYLE.get(r.status, "")
+        summary = (r.error or r.output or "").replace("\n", " ")
+        table.add_row(
+            r.run_id,
+            f"[{style}]{r.status.value}[/]",
+            r.workflow,
+            r.user_id,
+            r.created_at[:19].replace("T", " "),
+            str(r.pending_approvals or ""),
+            summary[:80],
+        )
+    return table
+
+
+def approvals_table(items: list[Approval]) -> Table:
+    table = Table(title=f"{len(items)} pending approval(s)", title_justify="left")
+    for col in ("run", "id", "kind", "tool", "effect", "arguments", "why"):
+        table.add_column(col, overflow="fold")
+    for a in items:
+        table.add_row(
+            a.run_id, a.approval_id, a.kind, a.tool or "-", a.effect or "-", _args(a.args), a.reason
+        )
+    return table
+
+
+def next_commands(result: RunResult) -> list[str]:
+    """What the user can type next for a run that stopped short of the end."""
+    run_id = result.run_id
+    status = result.status
+    if status is RunStatus.WAITING:
+        lines = []
+        for a in result.pending:
+            lines.append(f"controlroom approve {run_id} {a.approval_id} --user APPROVER")
+            if a.kind == "tool_call":
+                lines.append(
+                    f"controlroom approve {run_id} {a.approval_id} --user APPROVER --args '{_args(a.args)}'"
+                )
+            lines.append(f"controlroom reject {run_id} {a.approval_id} --user APPROVER --reason TEXT")
+        return lines
+    if status in (RunStatus.PAUSED, RunStatus.INTERRUPTED):
+        return [f"controlroom step {run_id}", f"controlroom resume {run_id}"]
+    if status is RunStatus.FAILED:
+        return [f"controlroom resume {run_id}   # retries from the last completed step"]
+    return []
+
+
+def print_result(console: Console, result: RunResult) -> None:
+    r = result.run
+    style = STATUS_STYLE.get(r.status, "")
+    console.print(f"Run [bold]{r.run_id}[/] ({r.workflow}, for {r.user_id}): [{style}]{r.status.value}[/]")
+    if r.status is RunStatus.COMPLETED and r.output:
+        console.print(r.output, markup=False, highlight=False)
+    if r.status is RunStatus.FAILED and r.error:
+        console.print(f"[red]{r.error}[/]", highlight=False)
+    if r.status is RunStatus.PAUSED and r.next_steps:
+        console.print(f"Paused before: {', '.join(r.next_steps)}")
+    if result.pending:
+        console.print(approvals_table(result.pending))
+    commands = next_commands(result)
+    if commands:
+        console.print("To continue:")
+        for line in commands:
+            console.print(f"  {line}", markup=False, highlight=False)
+
+
+def timeline(messages: list[AnyMessage]) -> Table:
+    table = Table(title="conversation", title_justify="left", show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("who")
+    table.add_column("content", overflow="fold")
+    for i, m in enumerate(messages, 1):
+        if isinstance(m, HumanMessage):
+            who, text = "user", m.text
+        elif isinstance(m, AIMessage):
+            who = f"model ({m.name})" if m.name else "model"
+            calls = "; ".join(f"{c['name']}({_args(c['args'])}) [{c['id']}]" for c in m.tool_calls)
+            text = "\n".join(part for part in (m.text, calls and f"tool calls: {calls}") if part)
+        elif isinstance(m, ToolMessage):
+            who, text = f"tool {m.name}", str(m.content)
+        else:
+            who, text = m.type, str(m.content)
+        table.add_row(str(i), who, text)
+    return table

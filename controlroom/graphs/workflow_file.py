@@ -1,0 +1,345 @@
+"""Load a workflow from a YAML file, with errors that name the file, line and key.
+
+The YAML is composed into PyYAML's node tree first (safe loader only), so that the line of
+every mapping key and sequence item is known by its key path, such as
+``("steps", 2, "next")``. The data is then validated as a :class:`WorkflowSpec`, the form
+of its tool references checked, and the graph (branch conditions included) checked with
+:func:`check_workflow`. Every problem is a :class:`WorkflowFileError` with one paragraph::
+
+    flows/triage.yaml:14: at `steps[2].next`: `next` names the unknown step `reveiw`
+    (did you mean `review`?). Expected `end` or the id of one of the steps: ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from controlroom.errors import WorkflowDefinitionError, WorkflowFileError
+from controlroom.graphs.spec import (
+    ApprovalStep,
+    BranchStep,
+    Case,
+    ModelStep,
+    ToolsStep,
+    WorkflowSpec,
+)
+from controlroom.graphs.tool_refs import parse_tool_ref
+from controlroom.graphs.validate import (
+    KeyPath,
+    Problem,
+    check_workflow,
+    did_you_mean,
+    render_problems,
+)
+
+__all__ = ["STEP_KINDS", "SourceMap", "load_workflow_file"]
+
+STEP_MODELS: dict[str, type[BaseModel]] = {
+    m.model_fields["kind"].default: m for m in (ModelStep, ToolsStep, BranchStep, ApprovalStep)
+}
+STEP_KINDS = tuple(STEP_MODELS)
+_KINDS_TEXT = ", ".join(STEP_KINDS)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_MAX_NODES = 100_000
+
+
+@dataclass
+class SourceMap:
+    """The line of every key path in one YAML file."""
+
+    file: str
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+
+    def line(self, path: KeyPath) -> int:
+        """The line of ``path``, or of its nearest recorded parent."""
+        for n in range(len(path), -1, -1):
+            if path[:n] in self.lines:
+                return self.lines[path[:n]]
+        return 1
+
+    def locate(self, path: KeyPath) -> str:
+        return f"{self.file}:{self.line(path)}"
+
+    def record(self, node: yaml.Node, path: KeyPath = ()) -> None:
+        """Record lines under ``node``; raise on a key written twice in one mapping."""
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        self._walk(node, path, set())
+
+    def _walk(self, node: yaml.Node, path: KeyPath, active: set[int]) -> None:
+        if id(node) in active or len(self.lines) > _MAX_NODES:
+            return  # a recursive alias, or an alias bomb: stop recording lines
+        active.add(id(node))
+        children: list[tuple[KeyPath, int, yaml.Node]] = []
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                if key.tag == _MERGE_TAG or not isinstance(key, yaml.ScalarNode):
+                    continue
+                line = key.start_mark.line + 1
+                if key.value in seen:
+                    raise _error(
+                        self.file,
+                        line,
+                        (*path, key.value),
+                        f"the key `{key.value}` is written twice (first on line {seen[key.value]})",
+                        "each key once in a mapping",
+                    )
+                seen[key.value] = line
+                children.append(((*path, key.value), line, value))
+        elif isinstance(node, yaml.SequenceNode):
+            children = [((*path, i), v.start_mark.line + 1, v) for i, v in enumerate(node.value)]
+        for child_path, line, child in children:
+            self.lines.setdefault(child_path, line)
+            self._walk(child, child_path, active)
+        active.discard(id(node))
+
+
+def load_workflow_file(path: Path, *, tool_names: set[str] | None = None) -> WorkflowSpec:
+    """Read, validate and check the workflow file at ``path``.
+
+    ``tool_names``, when given, are the tools the workflow provides; step ``tools`` naming
+    others are errors. Raises :class:`WorkflowFileError` for every problem.
+    """
+    source = SourceMap(str(path))
+    data = _parse(_read(path), source)
+    if data is None:
+        raise _error(
+            source.file, 1, (), "the file is empty", "a mapping with at least `name` and `steps`"
+        )
+    if not isinstance(data, dict):
+        raise _error(
+            source.file,
+            source.line(()),
+            (),
+            f"found {_describe(data)}",
+            f"a mapping with {_keys_text(WorkflowSpec)}",
+        )
+    try:
+        spec = WorkflowSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = _from_validation(exc, data)
+        # what is written wrong first, by line; then what is missing
+        problems.sort(key=lambda p: (p.problem.startswith("missing"), source.line(p.path)))
+        raise WorkflowFileError(render_problems(problems, source.locate)) from None
+    problems = _ref_problems(spec)
+    if problems:
+        raise WorkflowFileError(render_problems(problems, source.locate))
+    try:
+        check_workflow(spec, tool_names, locate=source.locate)
+    except WorkflowDefinitionError as exc:
+        raise WorkflowFileError(exc.message) from None
+    return spec
+
+
+def _read(path: Path) -> str:
+    expected = "Expected a readable UTF-8 YAML workflow file"
+    if not path.exists():
+        raise WorkflowFileError(
+            f"{path}: workflow file not found (looked at {path.absolute()}). {expected}."
+        )
+    if path.is_dir():
+        raise WorkflowFileError(f"{path}: this is a folder, not a workflow file. {expected}.")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise WorkflowFileError(
+            f"{path}: the file is not UTF-8 text ({exc}). {expected}."
+        ) from None
+    except OSError as exc:
+        raise WorkflowFileError(f"{path}: cannot read the file ({exc}). {expected}.") from None
+
+
+def _parse(text: str, source: SourceMap) -> Any:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        source.record(node)
+        return loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = ", ".join(p for p in (exc.context, exc.problem) if p) or "malformed YAML"
+        expected = (
+            "plain YAML values (tags such as `!!python/object` are not allowed)"
+            if isinstance(exc, yaml.constructor.ConstructorError)
+            else "valid YAML (check the indentation, colons and quotes on this line and the "
+            "one before)"
+        )
+        raise WorkflowFileError(
+            f"{source.file}:{mark.line + 1 if mark else 1}: not valid YAML: {problem}. "
+            f"Expected {expected}."
+        ) from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise WorkflowFileError(
+            f"{source.file}: not valid YAML: {problem}. Expected a valid YAML workflow file."
+        ) from None
+    finally:
+        loader.dispose()
+
+
+def _error(file: str, line: int, path: KeyPath, problem: str, expected: str) -> WorkflowFileError:
+    return WorkflowFileError(
+        render_problems([Problem(path, problem, expected)], lambda _p: f"{file}:{line}")
+    )
+
+
+def _ref_problems(spec: WorkflowSpec) -> list[Problem]:
+    problems: list[Problem] = []
+    for j, ref in enumerate(spec.tools):
+        try:
+            parse_tool_ref(ref)
+        except WorkflowDefinitionError as exc:
+            text, _, expected = exc.message.partition(". Expected ")
+            problems.append(Problem(("tools", j), text, expected.rstrip(".")))
+    return problems
+
+
+# -- pydantic errors, mapped back to YAML key paths ------------------------------------
+
+
+def _data_path(loc: tuple[int | str, ...], data: Any) -> tuple[KeyPath, list[int | str], Any]:
+    """Follow ``loc`` through ``data``: the existing path, what is left of loc, the value.
+
+    A step's loc has the discriminator tag after the index (``steps, 2, model, next``);
+    the tag is skipped.
+    """
+    path: list[str | int] = []
+    current = data
+    rest = list(loc)
+    tag_skipped = False
+    while rest:
+        part = rest[0]
+        at_step = len(path) == 2 and path[0] == "steps"
+        if at_step and not tag_skipped and part in STEP_KINDS:
+            tag_skipped = True
+        elif isinstance(current, dict) and part in current:
+            path.append(str(part))
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            path.append(part)
+            current = current[part]
+        else:
+            break
+        rest.pop(0)
+    return tuple(path), rest, current
+
+
+def _context(path: KeyPath, data: dict[str, Any]) -> tuple[type[BaseModel] | None, str]:
+    """The model of the mapping at ``path`` and how to name it."""
+    if not path:
+        return WorkflowSpec, "the top level"
+    if len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int):
+        step = data["steps"][path[1]]
+        kind = step.get("kind") if isinstance(step, dict) else None
+        if len(path) == 2:
+            if kind in STEP_MODELS:
+                return STEP_MODELS[str(kind)], f"a `{kind}` step"
+            return None, "a step"
+        if len(path) == 4 and path[2] == "cases":
+            return Case, "a branch case"
+    return None, "this mapping"
+
+
+def _keys_text(model: type[BaseModel]) -> str:
+    required = [n for n, f in model.model_fields.items() if f.is_required()]
+    optional = [n for n in model.model_fields if n not in required]
+    if "kind" in optional:  # the discriminator: optional in the model, required in a file
+        optional.remove("kind")
+        required.insert(1, "kind")
+    text = "keys " + ", ".join(f"`{n}`" for n in required)
+    return text + (" and optionally " + ", ".join(f"`{n}`" for n in optional) if optional else "")
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "an empty value (null)"
+    if isinstance(value, bool):
+        return f"the boolean `{str(value).lower()}`"
+    if isinstance(value, int | float):
+        return f"the number `{value}`"
+    if isinstance(value, str):
+        return f"the text `{value}`" if len(value) < 60 else "a long text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+_TYPE_EXPECTED = {
+    "string_type": "text (quote it if YAML reads it as a number, true/false or null)",
+    "list_type": "a list (one `- item` per line, or `[a, b]`)",
+    "int_type": "a whole number",
+    "bool_type": "true or false",
+}
+
+
+def _from_validation(exc: ValidationError, data: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[KeyPath] = set()
+    for err in exc.errors():
+        problem = _problem(err, data)
+        if problem.path not in seen:
+            seen.add(problem.path)
+            problems.append(problem)
+    return problems
+
+
+def _problem(err: ErrorDetails, data: dict[str, Any]) -> Problem:
+    path, rest, value = _data_path(err["loc"], data)
+    kind, ctx = err["type"], err.get("ctx", {})
+    name = str(path[-1]) if path else ""
+    if kind == "missing" and rest:
+        model, where = _context(path, data)
+        expected = f"{where} to have {_keys_text(model)}" if model else "this key"
+        return Problem(path, f"missing required key `{rest[0]}`", expected)
+    if kind == "extra_forbidden":
+        model, where = _context(path[:-1], data)
+        allowed = list(model.model_fields) if model else []
+        hint = did_you_mean(name, allowed)
+        expected = f"only these keys in {where}: " + ", ".join(f"`{k}`" for k in allowed)
+        return Problem(path, f"unknown key `{name}`{hint}", expected)
+    if kind == "union_tag_invalid":
+        tag = str(ctx.get("tag", ""))
+        return Problem(
+            (*path, "kind"),
+            f"unknown step kind `{tag}`{did_you_mean(tag, STEP_KINDS)}",
+            f"`kind` to be one of: {_KINDS_TEXT}",
+        )
+    if kind == "union_tag_not_found":
+        return Problem(path, "the step has no `kind`", f"`kind:` set to one of: {_KINDS_TEXT}")
+    if kind in ("model_attributes_type", "model_type", "dict_type"):
+        model, where = _context(path, data)
+        expected = f"{where}: a mapping" + (f" with {_keys_text(model)}" if model else "")
+        if where == "a step":
+            expected = f"a step: a mapping with `id`, `kind` (one of {_KINDS_TEXT}) and more"
+        return Problem(path, f"found {_describe(value)}", expected)
+    if name == "when":
+        return Problem(
+            path,
+            f"found {_describe(value)}",
+            "a condition written as text, for example `when: \"vars.priority == 'high'\"`",
+        )
+    if kind == "too_short":
+        item = "step" if name == "steps" else "case with `when` and `goto`"
+        return Problem(path, f"the list `{name}` is empty", f"at least one {item}")
+    if kind == "string_pattern_mismatch":
+        expected = (
+            "a letter first, then only letters, digits, `_` and `-`"
+            if name == "id"
+            else "a letter or digit first, then only letters, digits, `_`, `.` and `-`"
+        )
+        return Problem(path, f"`{value}` is not a valid {name}", expected)
+    if kind == "invalid_key":
+        return Problem(path, f"the key `{rest[0] if rest else name}` is not text", "text keys")
+    if kind in _TYPE_EXPECTED:
+        return Problem(path, f"found {_describe(value)}", _TYPE_EXPECTED[kind])
+    return Problem(path, f"{err['msg']} (found {_describe(value)})", "a valid value")
