@@ -84,11 +84,13 @@ class ConditionError(ValueError):
 
 
 class _Rejected(Exception):
-    """What is wrong, as a full phrase, with the column where it is."""
+    """What is wrong, as a full phrase, and the node where it is."""
 
     def __init__(self, what: str, node: ast.AST) -> None:
-        col = getattr(node, "col_offset", None)
-        super().__init__(what if col is None else f"{what} (column {col + 1})")
+        super().__init__(what)
+        self.what = what
+        self.line: int = getattr(node, "lineno", 1)
+        self.col: int = getattr(node, "col_offset", 0)
 
 
 class CompiledCondition:
@@ -116,13 +118,16 @@ def compile_condition(expr: str) -> Callable[[Mapping[str, Any]], bool]:
         raise ConditionError("the condition is empty")
     if len(expr) > MAX_LENGTH:
         raise ConditionError(f"the condition is longer than {MAX_LENGTH} characters")
+    source = expr.strip()
+    lead = len(expr) - len(expr.lstrip())
     try:
         with warnings.catch_warnings():  # e.g. a SyntaxWarning for an invalid escape
             warnings.simplefilter("ignore")
-            tree = ast.parse(expr.strip(), mode="eval")
+            tree = ast.parse(source, mode="eval")
         evaluate = _compile(tree.body, 0)
     except _Rejected as exc:
-        raise ConditionError(f"condition `{shown}`: {exc}") from None
+        where = f"column {exc.col + 1 + lead}" if exc.line == 1 else f"line {exc.line}"
+        raise ConditionError(f"condition `{shown}`: {exc.what} ({where})") from None
     except SyntaxError as exc:
         raise ConditionError(f"condition `{shown}` is not a valid expression ({exc.msg})") from None
     except (RecursionError, MemoryError):

@@ -102,6 +102,7 @@ class Runner:
         self.gate: Gate = gate or DeclaredGate()
         self._models: dict[str, BaseChatModel] = dict(models or {})
         self._graphs: dict[str, CompiledGraph] = {}
+        self._known: dict[str, Workflow] = {}
 
     def close(self) -> None:
         self.store.close()
@@ -140,6 +141,11 @@ class Runner:
     @staticmethod
     def _config(run_id: str) -> Any:
         return {"configurable": {"thread_id": run_id}}
+
+    def register(self, workflow: Workflow) -> Workflow:
+        """Make a Python-built workflow known, so runs of it can be resumed by id here."""
+        self._known[workflow.digest] = workflow
+        return workflow
 
     # reading -----------------------------------------------------------------------
     def _live(self, record: RunRecord) -> RunRecord:
@@ -183,7 +189,7 @@ class Runner:
         step: bool = False,
     ) -> RunResult:
         """Start a run for ``user`` (a directory id, chosen by the caller, never the model)."""
-        wf = load_workflow(workflow)
+        wf = self.register(load_workflow(workflow))
         principal = self.principal(user)
         model_spec = model or wf.spec.model or self.settings.model
         self._model_getter(wf)(model_spec)  # a missing model fails before the run exists
@@ -316,13 +322,16 @@ class Runner:
     ) -> Workflow:
         if workflow is None:
             if record.workflow_ref == PYTHON_OBJECT:
+                if record.workflow_hash in self._known:
+                    return self._known[record.workflow_hash]
                 raise RunStateError(
                     f"Run {record.run_id} was started from a Workflow object, not a file or "
-                    "module reference, so this process cannot reload it. Pass the workflow "
-                    "again (resume(run_id, workflow=...)), or define it in a file."
+                    "module reference, so this process cannot reload it. Call "
+                    "runner.register(workflow) (or pass workflow=...) first, or define the "
+                    "workflow in a file or module."
                 )
             workflow = record.workflow_ref
-        wf = load_workflow(workflow)
+        wf = self.register(load_workflow(workflow))
         if wf.digest != record.workflow_hash and not allow_changed:
             raise RunStateError(
                 f"The workflow '{wf.name}' changed since run {record.run_id} started "

@@ -84,8 +84,20 @@ class Tool(BaseModel):
             )
             raise ToolArgumentsError(
                 f"Arguments for tool '{self.name}' do not match its schema: {problems}. "
-                f"Expected: {self.args_model.model_json_schema().get('properties', {})}."
+                f"Expected: {self.signature()}."
             ) from None
+
+    def signature(self) -> str:
+        """The arguments in one line, e.g. ``invoice: string, amount: number (optional)``."""
+        schema = self.args_model.model_json_schema()
+        required = set(schema.get("required", []))
+        parts = []
+        for name, prop in schema.get("properties", {}).items():
+            kind = prop.get("type") or " | ".join(
+                str(p.get("type", "?")) for p in prop.get("anyOf", [])
+            ) or "any"
+            parts.append(f"{name}: {kind}" + ("" if name in required else " (optional)"))
+        return ", ".join(parts) or "no arguments"
 
     def invoke(self, args: BaseModel, ctx: ToolContext) -> Any:
         kwargs = {name: getattr(args, name) for name in type(args).model_fields}

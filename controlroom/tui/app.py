@@ -149,8 +149,8 @@ class ControlRoomApp(App[None]):
                 item.approval_id,
                 item.tool or item.kind,
                 item.effect or "-",
-                _clip(json.dumps(item.args), 60),
-                _clip(item.reason, 60),
+                _clip(json.dumps(item.args), 50),
+                _clip(item.reason, 50),
             )
         if self._approvals:
             table.move_cursor(row=min(max(keep_row, 0), len(self._approvals) - 1))
