@@ -48,7 +48,7 @@ from controlroom.graphs.state import RunState
 from controlroom.graphs.store import Approval, ApprovalStatus, RunRecord, RunStatus
 from controlroom.graphs.workflow import Workflow, load_workflow
 from controlroom.identity import Directory, Principal
-from controlroom.tools.gate import DeclaredGate, Decision, Gate, Verdict
+from controlroom.tools.gate import Decision, DeclaredGate, Gate, Verdict
 from controlroom.tools.spec import Effect, Tool, ToolContext, tool
 
 __version__ = "0.1.0"
@@ -64,8 +64,8 @@ __all__ = [
     "BranchStep",
     "ConfigError",
     "ControlroomError",
-    "DeclaredGate",
     "Decision",
+    "DeclaredGate",
     "Directory",
     "DirectoryError",
     "Effect",

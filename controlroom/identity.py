@@ -60,7 +60,9 @@ class Directory(Mapping[str, Principal]):
         for user in users:
             if user.id in self._users:
                 where = f" in {source}" if source else ""
-                raise DirectoryError(f"User id '{user.id}' is listed twice{where}; ids must be unique.")
+                raise DirectoryError(
+                    f"User id '{user.id}' is listed twice{where}; ids must be unique."
+                )
             self._users[user.id] = user
 
     @classmethod

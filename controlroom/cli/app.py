@@ -7,7 +7,7 @@ import json
 import shutil
 import sys
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -48,7 +48,7 @@ out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 
-class ApproveMode(str, Enum):
+class ApproveMode(StrEnum):
     ask = "ask"
     all = "all"
     none = "none"
@@ -204,7 +204,9 @@ def run(
     ):
         from controlroom.cli.interactive import decide_interactively
 
-        result = decide_interactively(runner, result, approver=_settings().user or user, console=out)
+        result = decide_interactively(
+            runner, result, approver=_settings().user or user, console=out
+        )
     _emit(result, as_json)
 
 

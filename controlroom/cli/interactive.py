@@ -20,7 +20,8 @@ def decide_interactively(
         item = result.pending[0]
         console.print(
             f"\n[bold]{item.approval_id}[/] {item.kind} [bold]{item.tool or item.step}[/] "
-            f"effect={item.effect or '-'}\n  arguments: {json.dumps(item.args)}\n  why: {item.reason}"
+            f"effect={item.effect or '-'}\n"
+            f"  arguments: {json.dumps(item.args)}\n  why: {item.reason}"
         )
         choice = typer.prompt("[a]pprove, [e]dit, [r]eject, [s]kip", default="a").strip().lower()
         try:

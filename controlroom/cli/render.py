@@ -66,9 +66,12 @@ def next_commands(result: RunResult) -> list[str]:
             lines.append(f"controlroom approve {run_id} {a.approval_id} --user APPROVER")
             if a.kind == "tool_call":
                 lines.append(
-                    f"controlroom approve {run_id} {a.approval_id} --user APPROVER --args '{_args(a.args)}'"
+                    f"controlroom approve {run_id} {a.approval_id} --user APPROVER "
+                    f"--args '{_args(a.args)}'"
                 )
-            lines.append(f"controlroom reject {run_id} {a.approval_id} --user APPROVER --reason TEXT")
+            lines.append(
+                f"controlroom reject {run_id} {a.approval_id} --user APPROVER --reason TEXT"
+            )
         return lines
     if status in (RunStatus.PAUSED, RunStatus.INTERRUPTED):
         return [f"controlroom step {run_id}", f"controlroom resume {run_id}"]
@@ -80,7 +83,9 @@ def next_commands(result: RunResult) -> list[str]:
 def print_result(console: Console, result: RunResult) -> None:
     r = result.run
     style = STATUS_STYLE.get(r.status, "")
-    console.print(f"Run [bold]{r.run_id}[/] ({r.workflow}, for {r.user_id}): [{style}]{r.status.value}[/]")
+    console.print(
+        f"Run [bold]{r.run_id}[/] ({r.workflow}, for {r.user_id}): [{style}]{r.status.value}[/]"
+    )
     if r.status is RunStatus.COMPLETED and r.output:
         console.print(r.output, markup=False, highlight=False)
     if r.status is RunStatus.FAILED and r.error:
@@ -103,11 +108,13 @@ def timeline(messages: list[AnyMessage]) -> Table:
     table.add_column("content", overflow="fold")
     for i, m in enumerate(messages, 1):
         if isinstance(m, HumanMessage):
-            who, text = "user", m.text
+            who, text = "user", str(m.text)
         elif isinstance(m, AIMessage):
             who = f"model ({m.name})" if m.name else "model"
             calls = "; ".join(f"{c['name']}({_args(c['args'])}) [{c['id']}]" for c in m.tool_calls)
-            text = "\n".join(part for part in (m.text, calls and f"tool calls: {calls}") if part)
+            text = "\n".join(
+                part for part in (str(m.text), calls and f"tool calls: {calls}") if part
+            )
         elif isinstance(m, ToolMessage):
             who, text = f"tool {m.name}", str(m.content)
         else:

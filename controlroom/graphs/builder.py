@@ -76,13 +76,19 @@ class GraphBuilder:
     ) -> GraphBuilder:
         self._steps.append(
             ModelStep(
-                id=id, prompt=prompt, tools=tools or [], model=model,
-                on_tool_calls=on_tool_calls, next=next,
+                id=id,
+                prompt=prompt,
+                tools=tools or [],
+                model=model,
+                on_tool_calls=on_tool_calls,
+                next=next,
             )
         )
         return self
 
-    def tools(self, id: str, *, tools: list[str] | None = None, next: str | None = None) -> GraphBuilder:
+    def tools(
+        self, id: str, *, tools: list[str] | None = None, next: str | None = None
+    ) -> GraphBuilder:
         self._steps.append(ToolsStep(id=id, tools=tools, next=next))
         return self
 

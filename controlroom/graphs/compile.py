@@ -74,13 +74,17 @@ def to_state_graph(spec: WorkflowSpec) -> GraphBuilder:
             graph.add_edge(step.id, _target(step.next, following))
         elif isinstance(step, BranchStep):
             graph.add_node(step.id, passthrough)
-            targets = sorted({_target(c.goto, None) for c in step.cases} | {_target(step.default, None)})
+            targets = sorted(
+                {_target(c.goto, None) for c in step.cases} | {_target(step.default, None)}
+            )
             graph.add_conditional_edges(step.id, _branch_router(step), targets)
         elif isinstance(step, ApprovalStep):
             graph.add_node(step.id, make_approval_node(step))
             ok, no = _target(step.next, following), _target(step.on_reject, None)
 
-            def route_approval(state: RunState, sid: str = step.id, ok: str = ok, no: str = no) -> str:
+            def route_approval(
+                state: RunState, sid: str = step.id, ok: str = ok, no: str = no
+            ) -> str:
                 return ok if (state.get("vars") or {}).get(sid) == "approved" else no
 
             graph.add_conditional_edges(step.id, route_approval, sorted({ok, no}))

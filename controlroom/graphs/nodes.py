@@ -101,9 +101,7 @@ def _plan_call(
     return plan
 
 
-def _ask(
-    ctx: RunContext, items: list[Approval]
-) -> dict[str, dict[str, Any]]:
+def _ask(ctx: RunContext, items: list[Approval]) -> dict[str, dict[str, Any]]:
     """Record pending items and pause until a person decides them (or decide per mode)."""
     ctx.store.add_approvals(items)
     if ctx.approve_mode == "ask":
@@ -135,7 +133,8 @@ def decision_payload(item: Approval) -> dict[str, Any]:
 
 
 def _execute(ctx: RunContext, plan: _Plan, step_no: int) -> Any:
-    assert plan.tool is not None and plan.args is not None
+    assert plan.tool is not None
+    assert plan.args is not None
     key = f"{ctx.run_id}:{step_no}:{plan.call_id}"
     tool_ctx = ToolContext(
         principal=ctx.principal,
@@ -199,12 +198,16 @@ def make_tools_node(step: ToolsStep) -> Node:
             _plan_call(ctx, allowed, call, i, step_no) for i, call in enumerate(last.tool_calls)
         ]
         waiting = [
-            p for p in plans if p.refusal is None and p.decision and p.decision.verdict is Verdict.APPROVE
+            p
+            for p in plans
+            if p.refusal is None and p.decision and p.decision.verdict is Verdict.APPROVE
         ]
         if waiting:
             items = []
             for p in waiting:
-                assert p.tool is not None and p.decision is not None and p.args is not None
+                assert p.tool is not None
+                assert p.decision is not None
+                assert p.args is not None
                 p.approval_id = f"a{step_no}-{p.position + 1}"
                 items.append(
                     Approval(
@@ -229,7 +232,10 @@ def make_tools_node(step: ToolsStep) -> Node:
             if p.refusal is not None:
                 out.append(
                     ToolMessage(
-                        content=_content(p.refusal), tool_call_id=p.call_id, name=p.name, status="error"
+                        content=_content(p.refusal),
+                        tool_call_id=p.call_id,
+                        name=p.name,
+                        status="error",
                     )
                 )
                 continue

@@ -135,7 +135,9 @@ class Runner:
     def _graph(self, workflow: Workflow) -> CompiledGraph:
         key = workflow.digest
         if key not in self._graphs:
-            self._graphs[key] = to_state_graph(workflow.spec).compile(checkpointer=self.checkpointer)
+            self._graphs[key] = to_state_graph(workflow.spec).compile(
+                checkpointer=self.checkpointer
+            )
         return self._graphs[key]
 
     @staticmethod
@@ -168,11 +170,16 @@ class Runner:
             run_id = self.store.get_run(run_id).run_id
         return self.store.list_approvals(run_id=run_id)
 
-    def state(self, run_id: str, workflow: str | Path | Workflow | None = None) -> RunState:
+    def state(self, run_id: str) -> RunState:
+        """The run's latest checkpointed state (no workflow needed to read it)."""
         record = self.store.get_run(run_id)
-        graph = self._graph(self._workflow_for(record, workflow, allow_changed=True))
-        snapshot = graph.get_state(self._config(record.run_id))
-        return snapshot.values
+        saved = self.checkpointer.get_tuple(self._config(record.run_id))
+        values = saved.checkpoint["channel_values"] if saved is not None else {}
+        state: RunState = {}
+        for key in ("input", "messages", "vars", "output"):
+            if key in values:
+                state[key] = values[key]
+        return state
 
     def messages(self, run_id: str) -> list[AnyMessage]:
         return list(self.state(run_id).get("messages") or [])
@@ -286,7 +293,12 @@ class Runner:
                     f"({verdict.reason}); nothing was recorded. Edit them again or reject."
                 )
         self.store.decide(
-            record.run_id, approval_id, approved=True, by=approver.id, edited_args=args, reason=reason
+            record.run_id,
+            approval_id,
+            approved=True,
+            by=approver.id,
+            edited_args=args,
+            reason=reason,
         )
         return self._after_decision(record.run_id, resume)
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     RUNNING = "running"
     WAITING = "waiting"  # for approval
     PAUSED = "paused"  # stepped; continue with `resume` or `step`
@@ -87,7 +87,7 @@ class RunStatus(str, Enum):
     FAILED = "failed"
 
 
-class ApprovalStatus(str, Enum):
+class ApprovalStatus(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     REJECTED = "rejected"
@@ -180,7 +180,9 @@ class Store:
         fields["updated_at"] = now()
         sets = ", ".join(f"{k} = :{k}" for k in fields)
         with self._tx() as c:
-            c.execute(f"UPDATE runs SET {sets} WHERE run_id = :run_id", {**fields, "run_id": run_id})
+            c.execute(
+                f"UPDATE runs SET {sets} WHERE run_id = :run_id", {**fields, "run_id": run_id}
+            )
 
     def _run_from_row(self, row: sqlite3.Row) -> RunRecord:
         data = dict(row)

@@ -90,6 +90,7 @@ def check_workflow(
 
 
 def find_problems(spec: WorkflowSpec, tool_names: set[str] | None = None) -> list[Problem]:
+    """Every problem found; the flow checks run only on an otherwise consistent spec."""
     problems = list(_id_problems(spec))
     problems += _target_problems(spec)
     problems += _condition_problems(spec)

@@ -27,7 +27,9 @@ def _spec_digest(spec: WorkflowSpec, tools: dict[str, Tool]) -> str:
 
     payload = {
         "spec": spec.model_dump(mode="python"),
-        "tools": {name: t.json_schema() | {"effect": t.effect.value} for name, t in sorted(tools.items())},
+        "tools": {
+            name: t.json_schema() | {"effect": t.effect.value} for name, t in sorted(tools.items())
+        },
     }
     blob = json.dumps(payload, sort_keys=True, default=default).encode()
     return "sha256:" + hashlib.sha256(blob).hexdigest()
@@ -63,12 +65,15 @@ def _import_attr(ref: str) -> Any:
     if target.endswith(".py"):
         path = Path(target).resolve()
         if not path.is_file():
-            raise WorkflowDefinitionError(f"No Python file {path} (from workflow reference '{ref}').")
+            raise WorkflowDefinitionError(
+                f"No Python file {path} (from workflow reference '{ref}')."
+            )
         name = "controlroom_workflow_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
         module = sys.modules.get(name)
         if module is None:
             spec = importlib.util.spec_from_file_location(name, path)
-            assert spec is not None and spec.loader is not None
+            assert spec is not None
+            assert spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
             spec.loader.exec_module(module)
@@ -76,11 +81,15 @@ def _import_attr(ref: str) -> Any:
         try:
             module = importlib.import_module(target)
         except ImportError as exc:
-            raise WorkflowDefinitionError(f"Cannot import '{target}' for workflow '{ref}': {exc}") from None
+            raise WorkflowDefinitionError(
+                f"Cannot import '{target}' for workflow '{ref}': {exc}"
+            ) from None
     try:
         return getattr(module, attr)
     except AttributeError:
-        raise WorkflowDefinitionError(f"'{target}' has no attribute '{attr}' (workflow '{ref}').") from None
+        raise WorkflowDefinitionError(
+            f"'{target}' has no attribute '{attr}' (workflow '{ref}')."
+        ) from None
 
 
 def load_workflow(ref: str | Path | Workflow) -> Workflow:
@@ -99,7 +108,9 @@ def load_workflow(ref: str | Path | Workflow) -> Workflow:
         spec = load_workflow_file(path)
         base = path.resolve().parent
         tools = resolve_tool_refs(spec.tools, base)
-        return Workflow(spec=spec, tools={t.name: t for t in tools}, ref=str(path.resolve()), base_dir=base)
+        return Workflow(
+            spec=spec, tools={t.name: t for t in tools}, ref=str(path.resolve()), base_dir=base
+        )
     if ":" in text:
         obj = _import_attr(text)
         if not isinstance(obj, Workflow):

@@ -81,17 +81,17 @@ class SourceMap:
             for key, value in node.value:
                 if key.tag == _MERGE_TAG or not isinstance(key, yaml.ScalarNode):
                     continue
-                line = key.start_mark.line + 1
+                line, child_path = key.start_mark.line + 1, (*path, key.value)
                 if key.value in seen:
+                    self.lines[child_path] = line
                     raise _error(
-                        self.file,
-                        line,
-                        (*path, key.value),
+                        self,
+                        child_path,
                         f"the key `{key.value}` is written twice (first on line {seen[key.value]})",
                         "each key once in a mapping",
                     )
                 seen[key.value] = line
-                children.append(((*path, key.value), line, value))
+                children.append((child_path, line, value))
         elif isinstance(node, yaml.SequenceNode):
             children = [((*path, i), v.start_mark.line + 1, v) for i, v in enumerate(node.value)]
         for child_path, line, child in children:
@@ -108,18 +108,9 @@ def load_workflow_file(path: Path, *, tool_names: set[str] | None = None) -> Wor
     """
     source = SourceMap(str(path))
     data = _parse(_read(path), source)
-    if data is None:
-        raise _error(
-            source.file, 1, (), "the file is empty", "a mapping with at least `name` and `steps`"
-        )
     if not isinstance(data, dict):
-        raise _error(
-            source.file,
-            source.line(()),
-            (),
-            f"found {_describe(data)}",
-            f"a mapping with {_keys_text(WorkflowSpec)}",
-        )
+        found = "the file is empty" if data is None else f"found {_describe(data)}"
+        raise _error(source, (), found, f"a mapping with {_keys_text(WorkflowSpec)}")
     try:
         spec = WorkflowSpec.model_validate(data)
     except ValidationError as exc:
@@ -138,21 +129,19 @@ def load_workflow_file(path: Path, *, tool_names: set[str] | None = None) -> Wor
 
 
 def _read(path: Path) -> str:
-    expected = "Expected a readable UTF-8 YAML workflow file"
+    problem = None
     if not path.exists():
-        raise WorkflowFileError(
-            f"{path}: workflow file not found (looked at {path.absolute()}). {expected}."
-        )
-    if path.is_dir():
-        raise WorkflowFileError(f"{path}: this is a folder, not a workflow file. {expected}.")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise WorkflowFileError(
-            f"{path}: the file is not UTF-8 text ({exc}). {expected}."
-        ) from None
-    except OSError as exc:
-        raise WorkflowFileError(f"{path}: cannot read the file ({exc}). {expected}.") from None
+        problem = f"workflow file not found (looked at {path.absolute()})"
+    elif path.is_dir():
+        problem = "this is a folder, not a workflow file"
+    else:
+        try:
+            return path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:
+            problem = f"the file is not UTF-8 text ({exc})"
+        except OSError as exc:
+            problem = f"cannot read the file ({exc})"
+    raise WorkflowFileError(f"{path}: {problem}. Expected a readable UTF-8 YAML workflow file.")
 
 
 def _parse(text: str, source: SourceMap) -> Any:
@@ -185,10 +174,8 @@ def _parse(text: str, source: SourceMap) -> Any:
         loader.dispose()
 
 
-def _error(file: str, line: int, path: KeyPath, problem: str, expected: str) -> WorkflowFileError:
-    return WorkflowFileError(
-        render_problems([Problem(path, problem, expected)], lambda _p: f"{file}:{line}")
-    )
+def _error(source: SourceMap, path: KeyPath, problem: str, expected: str) -> WorkflowFileError:
+    return WorkflowFileError(render_problems([Problem(path, problem, expected)], source.locate))
 
 
 def _ref_problems(spec: WorkflowSpec) -> list[Problem]:
@@ -241,7 +228,8 @@ def _context(path: KeyPath, data: dict[str, Any]) -> tuple[type[BaseModel] | Non
         kind = step.get("kind") if isinstance(step, dict) else None
         if len(path) == 2:
             if kind in STEP_MODELS:
-                return STEP_MODELS[str(kind)], f"a `{kind}` step"
+                article = "an" if str(kind)[0] in "aeiou" else "a"
+                return STEP_MODELS[str(kind)], f"{article} `{kind}` step"
             return None, "a step"
         if len(path) == 4 and path[2] == "cases":
             return Case, "a branch case"
@@ -277,20 +265,16 @@ def _describe(value: Any) -> str:
 _TYPE_EXPECTED = {
     "string_type": "text (quote it if YAML reads it as a number, true/false or null)",
     "list_type": "a list (one `- item` per line, or `[a, b]`)",
-    "int_type": "a whole number",
-    "bool_type": "true or false",
 }
 
 
 def _from_validation(exc: ValidationError, data: dict[str, Any]) -> list[Problem]:
-    problems: list[Problem] = []
-    seen: set[KeyPath] = set()
+    """One problem per key path (a union reports one error per member)."""
+    by_path: dict[KeyPath, Problem] = {}
     for err in exc.errors():
         problem = _problem(err, data)
-        if problem.path not in seen:
-            seen.add(problem.path)
-            problems.append(problem)
-    return problems
+        by_path.setdefault(problem.path, problem)
+    return list(by_path.values())
 
 
 def _problem(err: ErrorDetails, data: dict[str, Any]) -> Problem:

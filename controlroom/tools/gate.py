@@ -8,7 +8,7 @@ from the tool's declared behaviour; the Cedar policy gate plugs in through the s
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -17,7 +17,7 @@ from controlroom.identity import Principal
 from controlroom.tools.spec import Tool
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     ALLOW = "allow"
     DENY = "deny"
     APPROVE = "approve"
@@ -46,4 +46,6 @@ class DeclaredGate:
                 else "the tool is declared to require approval"
             )
             return Decision(verdict=Verdict.APPROVE, reason=why, policies=("declared",))
-        return Decision(verdict=Verdict.ALLOW, reason="allowed by tool declaration", policies=("declared",))
+        return Decision(
+            verdict=Verdict.ALLOW, reason="allowed by tool declaration", policies=("declared",)
+        )

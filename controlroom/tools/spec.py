@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -23,7 +23,7 @@ from controlroom.errors import ToolArgumentsError
 from controlroom.identity import Principal
 
 
-class Effect(str, Enum):
+class Effect(StrEnum):
     """What a tool does to the world."""
 
     READ = "read"
@@ -93,9 +93,11 @@ class Tool(BaseModel):
         required = set(schema.get("required", []))
         parts = []
         for name, prop in schema.get("properties", {}).items():
-            kind = prop.get("type") or " | ".join(
-                str(p.get("type", "?")) for p in prop.get("anyOf", [])
-            ) or "any"
+            kind = (
+                prop.get("type")
+                or " | ".join(str(p.get("type", "?")) for p in prop.get("anyOf", []))
+                or "any"
+            )
             parts.append(f"{name}: {kind}" + ("" if name in required else " (optional)"))
         return ", ".join(parts) or "no arguments"
 

@@ -39,8 +39,15 @@ def main() -> None:
     sh("approvals")
     edited = dict(approval["args"], amount=1200.0)
     sh(
-        "approve", run_id, approval["approval_id"], "--user", "bob",
-        "--args", json.dumps(edited), "--reason", "agreed 50 discount with vendor",
+        "approve",
+        run_id,
+        approval["approval_id"],
+        "--user",
+        "bob",
+        "--args",
+        json.dumps(edited),
+        "--reason",
+        "agreed 50 discount with vendor",
     )
     sh("runs", "--json")
     sh("show", run_id)

@@ -40,7 +40,13 @@ def lookup_invoice(invoice_id: str, ctx: ToolContext) -> dict[str, Any]:
         ).fetchone()
     if row is None:
         return {"found": False, "invoice_id": invoice_id}
-    return {"found": True, "invoice_id": row[0], "vendor": row[1], "amount_due": row[2], "status": row[3]}
+    return {
+        "found": True,
+        "invoice_id": row[0],
+        "vendor": row[1],
+        "amount_due": row[2],
+        "status": row[3],
+    }
 
 
 @tool(effect=Effect.IRREVERSIBLE, resource="payment")
@@ -66,4 +72,9 @@ def pay_invoice(invoice_id: str, amount: float, ctx: ToolContext) -> dict[str, A
         conn.execute("COMMIT")
     finally:
         conn.close()
-    return {"status": "paid", "invoice_id": invoice_id, "amount": paid, "reference": ctx.idempotency_key}
+    return {
+        "status": "paid",
+        "invoice_id": invoice_id,
+        "amount": paid,
+        "reference": ctx.idempotency_key,
+    }

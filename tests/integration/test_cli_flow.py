@@ -27,7 +27,9 @@ def cr(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_run_stops_for_approval_and_another_process_approves_with_edits(project: Path) -> None:
-    started = cr(project, "run", str(EXAMPLE), "--user", "alice", "--input", "Pay invoice INV-1001", "--json")
+    started = cr(
+        project, "run", str(EXAMPLE), "--user", "alice", "--input", "Pay invoice INV-1001", "--json"
+    )
     assert started.returncode == 3, started.stderr  # 3 = waiting for approval
     result = json.loads(started.stdout)
     run_id = result["run"]["run_id"]
@@ -43,8 +45,15 @@ def test_run_stops_for_approval_and_another_process_approves_with_edits(project:
     ]
 
     approved = cr(
-        project, "approve", run_id, pending["approval_id"], "--user", "bob",
-        "--args", json.dumps({"invoice_id": "INV-1001", "amount": 1200.0}), "--json",
+        project,
+        "approve",
+        run_id,
+        pending["approval_id"],
+        "--user",
+        "bob",
+        "--args",
+        json.dumps({"invoice_id": "INV-1001", "amount": 1200.0}),
+        "--json",
     )
     assert approved.returncode == 0, approved.stdout + approved.stderr
     assert json.loads(approved.stdout)["run"]["status"] == "completed"
@@ -55,7 +64,9 @@ def test_run_stops_for_approval_and_another_process_approves_with_edits(project:
     ]
 
     shown = json.loads(cr(project, "show", run_id, "--json").stdout)
-    tool_results = [m for m in shown["messages"] if m["type"] == "tool" and m["name"] == "pay_invoice"]
+    tool_results = [
+        m for m in shown["messages"] if m["type"] == "tool" and m["name"] == "pay_invoice"
+    ]
     [paid] = tool_results
     content = json.loads(paid["content"])
     assert content["approved_with_edits"]["by"] == "bob"
@@ -73,13 +84,22 @@ def test_without_a_tty_ask_prints_how_to_continue(project: Path) -> None:
 
 def test_reject_from_cli_tells_the_agent_the_reason(project: Path) -> None:
     started = json.loads(
-        cr(project, "run", str(EXAMPLE), "-u", "alice", "-i", "Pay invoice INV-1001", "--json").stdout
+        cr(
+            project, "run", str(EXAMPLE), "-u", "alice", "-i", "Pay invoice INV-1001", "--json"
+        ).stdout
     )
     run_id, approval = started["run"]["run_id"], started["pending"][0]["approval_id"]
     missing_reason = cr(project, "reject", run_id, approval, "--user", "bob")
     assert missing_reason.returncode == 2
-    rejected = cr(project, "reject", run_id, approval, "--user", "bob", "--reason", "vendor on hold", "--json")
+    rejected = cr(
+        project, "reject", run_id, approval, "--user", "bob", "--reason", "vendor on hold", "--json"
+    )
     assert rejected.returncode == 0, rejected.stdout + rejected.stderr
     shown = json.loads(cr(project, "show", run_id, "--json").stdout)
     refusal = json.loads([m for m in shown["messages"] if m["type"] == "tool"][-1]["content"])
-    assert refusal == {"status": "rejected", "tool": "pay_invoice", "reason": "vendor on hold", "by": "bob"}
+    assert refusal == {
+        "status": "rejected",
+        "tool": "pay_invoice",
+        "reason": "vendor on hold",
+        "by": "bob",
+    }

@@ -105,7 +105,12 @@ def env_for(home: Path, hang_at: str | None = None) -> dict[str, str]:
 
 def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        cli(home, *args), capture_output=True, text=True, env=env_for(home), timeout=120, check=False
+        cli(home, *args),
+        capture_output=True,
+        text=True,
+        env=env_for(home),
+        timeout=120,
+        check=False,
     )
 
 
@@ -131,7 +136,9 @@ def final_state(home: Path, run_id: str) -> list[tuple[Any, ...]]:
     shown = json.loads(run_cli(home, "show", run_id, "--json").stdout)
     summary = []
     for m in shown["messages"]:
-        calls = tuple((c["name"], json.dumps(c["args"], sort_keys=True)) for c in m.get("tool_calls") or [])
+        calls = tuple(
+            (c["name"], json.dumps(c["args"], sort_keys=True)) for c in m.get("tool_calls") or []
+        )
         summary.append((m["type"], m["content"], calls))
     return summary
 
@@ -145,23 +152,31 @@ def effects(home: Path) -> list[tuple[str, float]]:
 
 
 def start(home: Path, wf: Path) -> dict[str, Any]:
-    started = run_cli(home, "run", str(wf), "--user", "alice", "--input", "Move 250 from ACC-1", "--json")
+    started = run_cli(
+        home, "run", str(wf), "--user", "alice", "--input", "Move 250 from ACC-1", "--json"
+    )
     assert started.returncode == 3, started.stdout + started.stderr
     return json.loads(started.stdout)
 
 
-def test_killed_runs_resume_to_the_same_state_with_one_effect(tmp_path: Path, workflow_dir: Path) -> None:
+def test_killed_runs_resume_to_the_same_state_with_one_effect(
+    tmp_path: Path, workflow_dir: Path
+) -> None:
     # The reference: an uninterrupted run.
     clean = new_home(tmp_path, "clean")
     first = start(clean, workflow_dir)
-    done = run_cli(clean, "approve", first["run"]["run_id"], first["pending"][0]["approval_id"], "-u", "bob")
+    done = run_cli(
+        clean, "approve", first["run"]["run_id"], first["pending"][0]["approval_id"], "-u", "bob"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     expected = final_state(clean, first["run"]["run_id"])
     assert effects(clean) == [("ACC-1", 250.0)]
 
     home = new_home(tmp_path, "killed")
     # 1) Killed in the middle of the first tools step (a read), before any approval.
-    kill_when_reached(home, "read", "run", str(workflow_dir), "-u", "alice", "-i", "Move 250 from ACC-1")
+    kill_when_reached(
+        home, "read", "run", str(workflow_dir), "-u", "alice", "-i", "Move 250 from ACC-1"
+    )
     [record] = json.loads(run_cli(home, "runs", "--json").stdout)
     run_id = record["run_id"]
     assert record["status"] == "interrupted"

@@ -77,7 +77,12 @@ def runner_for(project: Path, models: dict[str, ScriptedChatModel]) -> Runner:
 
 def test_two_parallel_calls_make_two_pending_items_decided_independently(project: Path) -> None:
     wf, models = agent(
-        ScriptedReply(tool_calls=[call("pay", invoice="A", amount=10.0), call("pay", invoice="B", amount=20.0)]),
+        ScriptedReply(
+            tool_calls=[
+                call("pay", invoice="A", amount=10.0),
+                call("pay", invoice="B", amount=20.0),
+            ]
+        ),
         ScriptedReply(content="done"),
     )
     runner = runner_for(project, models)
@@ -106,7 +111,10 @@ def test_two_parallel_calls_make_two_pending_items_decided_independently(project
 
 
 def test_decisions_are_final(project: Path) -> None:
-    wf, models = agent(ScriptedReply(tool_calls=[call("pay", invoice="A", amount=1.0)]), ScriptedReply(content="ok"))
+    wf, models = agent(
+        ScriptedReply(tool_calls=[call("pay", invoice="A", amount=1.0)]),
+        ScriptedReply(content="ok"),
+    )
     runner = runner_for(project, models)
     result = runner.start(wf, user="alice", input="pay")
     approval = result.pending[0].approval_id
@@ -116,23 +124,33 @@ def test_decisions_are_final(project: Path) -> None:
 
 
 def test_edited_arguments_are_validated_before_anything_is_recorded(project: Path) -> None:
-    wf, models = agent(ScriptedReply(tool_calls=[call("pay", invoice="A", amount=1.0)]), ScriptedReply(content="ok"))
+    wf, models = agent(
+        ScriptedReply(tool_calls=[call("pay", invoice="A", amount=1.0)]),
+        ScriptedReply(content="ok"),
+    )
     runner = runner_for(project, models)
     result = runner.start(wf, user="alice", input="pay")
     approval = result.pending[0].approval_id
     with pytest.raises(ToolArgumentsError, match="amount"):
         runner.approve(result.run_id, approval, by="bob", args={"invoice": "A", "amount": "lots"})
-    with pytest.raises(ToolArgumentsError, match="(?i)extra inputs"):
-        runner.approve(result.run_id, approval, by="bob", args={"invoice": "A", "amount": 1, "to": "me"})
+    with pytest.raises(ToolArgumentsError, match=r"(?i)extra inputs"):
+        runner.approve(
+            result.run_id, approval, by="bob", args={"invoice": "A", "amount": 1, "to": "me"}
+        )
     assert runner.approvals(result.run_id)[0].status.value == "pending"
-    done = runner.approve(result.run_id, approval, by="bob", args={"invoice": "A", "amount": 0.5}, resume=False)
+    done = runner.approve(
+        result.run_id, approval, by="bob", args={"invoice": "A", "amount": 0.5}, resume=False
+    )
     assert done.status is RunStatus.WAITING
     assert runner.resume(result.run_id, workflow=wf).status is RunStatus.COMPLETED
     assert CALLS[0][1]["amount"] == 0.5
 
 
 def test_unknown_approver_is_refused(project: Path) -> None:
-    wf, models = agent(ScriptedReply(tool_calls=[call("pay", invoice="A", amount=1.0)]), ScriptedReply(content="ok"))
+    wf, models = agent(
+        ScriptedReply(tool_calls=[call("pay", invoice="A", amount=1.0)]),
+        ScriptedReply(content="ok"),
+    )
     runner = runner_for(project, models)
     result = runner.start(wf, user="alice", input="pay")
     with pytest.raises(UnknownUserError):
@@ -141,7 +159,10 @@ def test_unknown_approver_is_refused(project: Path) -> None:
 
 @pytest.mark.parametrize(("mode", "paid"), [("all", True), ("none", False)])
 def test_automatic_approval_modes_decide_and_record(project: Path, mode: str, paid: bool) -> None:
-    wf, models = agent(ScriptedReply(tool_calls=[call("pay", invoice="A", amount=1.0)]), ScriptedReply(content="ok"))
+    wf, models = agent(
+        ScriptedReply(tool_calls=[call("pay", invoice="A", amount=1.0)]),
+        ScriptedReply(content="ok"),
+    )
     runner = runner_for(project, models)
     result = runner.start(wf, user="alice", input="pay", approve=mode)  # type: ignore[arg-type]
     assert result.status is RunStatus.COMPLETED
@@ -167,7 +188,9 @@ def test_unknown_tool_and_bad_arguments_are_refused_to_the_model(project: Path) 
 
 
 def test_step_mode_runs_one_node_at_a_time(project: Path) -> None:
-    wf, models = agent(ScriptedReply(tool_calls=[call("note", text="x")]), ScriptedReply(content="ok"))
+    wf, models = agent(
+        ScriptedReply(tool_calls=[call("note", text="x")]), ScriptedReply(content="ok")
+    )
     runner = runner_for(project, models)
     result = runner.start(wf, user="alice", input="go", step=True)
     assert result.status is RunStatus.PAUSED and result.run.next_steps == ["act"]
@@ -183,21 +206,31 @@ def test_branch_and_checkpoint_approval(project: Path) -> None:
     wf = (
         GraphBuilder("triage", model="scripted:test")
         .model("classify", "Classify.", next="route")
-        .branch("route", [("output == 'urgent'", "review"), (lambda s: s["output"] == "spam", "end")], default="end")
+        .branch(
+            "route",
+            [("output == 'urgent'", "review"), (lambda s: s["output"] == "spam", "end")],
+            default="end",
+        )
         .approval("review", "Escalate '{input}' for {user.name}?", next="escalate", on_reject="end")
         .model("escalate", "Write the escalation.")
         .build()
     )
-    models = {"scripted:test": ScriptedChatModel(replies=[ScriptedReply(content="urgent"), ScriptedReply(content="escalated")])}
+    models = {
+        "scripted:test": ScriptedChatModel(
+            replies=[ScriptedReply(content="urgent"), ScriptedReply(content="escalated")]
+        )
+    }
     runner = runner_for(project, models)
     result = runner.start(wf, user="alice", input="server down")
     assert result.status is RunStatus.WAITING
     [item] = result.pending
     assert item.kind == "checkpoint" and item.message == "Escalate 'server down' for Alice Martin?"
-    final = runner.approve(result.run_id, item.approval_id, by="bob", args={"team": "sre"}, resume=False)
+    final = runner.approve(
+        result.run_id, item.approval_id, by="bob", args={"team": "sre"}, resume=False
+    )
     final = runner.resume(result.run_id, workflow=wf)
     assert final.status is RunStatus.COMPLETED and final.output == "escalated"
-    assert runner.state(result.run_id, workflow=wf)["vars"] == {"review": "approved", "team": "sre"}
+    assert runner.state(result.run_id)["vars"] == {"review": "approved", "team": "sre"}
 
 
 def test_failure_is_recorded_and_resume_retries(project: Path) -> None:
@@ -206,14 +239,19 @@ def test_failure_is_recorded_and_resume_retries(project: Path) -> None:
     result = runner.start(wf, user="alice", input="go")
     assert result.status is RunStatus.FAILED
     assert "Scripted model error" in (result.run.error or "")
-    fixed = Runner(home=project, models={"scripted:test": ScriptedChatModel(replies=[ScriptedReply(content="ok")])})
+    fixed = Runner(
+        home=project,
+        models={"scripted:test": ScriptedChatModel(replies=[ScriptedReply(content="ok")])},
+    )
     assert fixed.resume(result.run_id, workflow=wf).status is RunStatus.COMPLETED
 
 
 def test_crash_after_an_effect_is_not_repeated_on_resume(project: Path) -> None:
     """The ledger: a step that paid and then died re-runs without paying again."""
     wf, models = agent(
-        ScriptedReply(tool_calls=[call("pay", invoice="A", amount=5.0), call("note", text="paid A")]),
+        ScriptedReply(
+            tool_calls=[call("pay", invoice="A", amount=5.0), call("note", text="paid A")]
+        ),
         ScriptedReply(content="ok"),
     )
     runner = runner_for(project, models)
@@ -235,7 +273,10 @@ def test_crash_after_an_effect_is_not_repeated_on_resume(project: Path) -> None:
 
 
 def test_python_object_workflows_need_the_object_to_resume(project: Path) -> None:
-    wf, models = agent(ScriptedReply(tool_calls=[call("pay", invoice="A", amount=1.0)]), ScriptedReply(content="ok"))
+    wf, models = agent(
+        ScriptedReply(tool_calls=[call("pay", invoice="A", amount=1.0)]),
+        ScriptedReply(content="ok"),
+    )
     runner = runner_for(project, models)
     result = runner.start(wf, user="alice", input="pay")
     runner.approve(result.run_id, result.pending[0].approval_id, by="bob", resume=False)

@@ -137,7 +137,7 @@ def test_unknown_key_lists_allowed_keys_of_the_step_kind(tmp_path: Path) -> None
     path = write(tmp_path, text)
     message = error_for(path)
     assert message.startswith(f"{path}:29: at `steps[3].nxt`: unknown key `nxt` (did you mean")
-    assert "Expected only these keys in a `approval` step: `id`, `description`, `kind`" in message
+    assert "Expected only these keys in an `approval` step: `id`, `description`, `kind`" in message
     assert "`message`, `next`, `on_reject`." in message
 
 
@@ -152,7 +152,7 @@ def test_missing_required_key_points_at_the_step(tmp_path: Path) -> None:
     path = write(tmp_path, VALID.replace("    message: Escalate {input}?\n", ""))
     message = error_for(path)
     assert message.startswith(f"{path}:25: at `steps[3]`: missing required key `message`.")
-    assert "Expected a `approval` step to have keys `id`, `kind`, `message`" in message
+    assert "Expected an `approval` step to have keys `id`, `kind`, `message`" in message
 
 
 def test_missing_top_level_key(tmp_path: Path) -> None:
