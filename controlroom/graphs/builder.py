@@ -3,7 +3,7 @@
 >>> wf = (
 ...     GraphBuilder("pay", model="scripted:script.yaml", tools=[lookup, pay])
 ...     .model("agent", "You pay invoices for {user.name}.", tools=["lookup", "pay"],
-...            on_tool_calls="act")
+...            on_tool_calls="act", next="end")
 ...     .tools("act", next="agent")
 ...     .build()
 ... )

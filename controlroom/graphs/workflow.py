@@ -108,6 +108,9 @@ def load_workflow(ref: str | Path | Workflow) -> Workflow:
         spec = load_workflow_file(path)
         base = path.resolve().parent
         tools = resolve_tool_refs(spec.tools, base)
+        # Check again now that the tools are known, so a step naming a tool the workflow
+        # does not provide is reported with its file and line.
+        load_workflow_file(path, tool_names={t.name for t in tools})
         return Workflow(
             spec=spec, tools={t.name: t for t in tools}, ref=str(path.resolve()), base_dir=base
         )

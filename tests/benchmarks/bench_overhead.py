@@ -477,7 +477,7 @@ def wall_clock_breakdown(bench: Bench, runs: int) -> dict[str, Any]:
         "note": (
             "runner_outside_invoke = Runner.start minus graph.invoke: the run record, lock, "
             "get_state and settle; unaccounted = pydantic records, load_workflow, principal "
-            "lookup, RunContext. Workflow.digest is also computed inside other timed calls."
+            "lookup, RunContext."
         ),
     }
 
@@ -499,7 +499,9 @@ def node_microbench(bench: Bench) -> dict[str, Any]:
     """Call the node functions themselves on a mid-run state: controlroom's and the baseline's."""
     runner = bench.runner
     record = runner.list_runs()[0]
-    messages = list(runner.state(record.run_id, bench.workflow).get("messages") or [])
+    thread: RunnableConfig = {"configurable": {"thread_id": record.run_id}}
+    snapshot = runner._graph(bench.workflow).get_state(thread)
+    messages = list(snapshot.values.get("messages") or [])
     half = bench.rounds // 2
     before_model = messages[: 1 + 2 * half]  # human + `half` (AI call, tool result) pairs
     before_tools = messages[: 2 + 2 * half]  # ... + the AI message asking for a call
