@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any, cast
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, SystemMessage, ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
@@ -34,11 +35,18 @@ def _step_number(config: RunnableConfig) -> int:
 
 
 def make_model_node(step: ModelStep) -> Node:
+    # Binding tools copies the model; do it once per model object, not on every step.
+    bound: dict[int, tuple[BaseChatModel, Any]] = {}
+
     def model_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx = runtime.context
         model = ctx.get_model(step.model or ctx.default_model)
-        schemas = [ctx.tools[name].json_schema() for name in step.tools]
-        runnable: Any = model.bind_tools(schemas) if schemas else model
+        cached = bound.get(id(model))
+        if cached is None or cached[0] is not model:
+            schemas = [ctx.tools[name].json_schema() for name in step.tools]
+            cached = (model, model.bind_tools(schemas) if schemas else model)
+            bound[id(model)] = cached
+        runnable = cached[1]
         system = render(
             step.prompt, where=f"prompt of step '{step.id}'", principal=ctx.principal, state=state
         )

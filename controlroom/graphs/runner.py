@@ -224,7 +224,7 @@ class Runner:
             "output": None,
         }
         with run_lock(self.settings.locks_path, run_id):
-            return self._drive(run_id, wf, principal, first, step=step)
+            return self._drive(run_id, wf, principal, first, step=step, fresh=True)
 
     def resume(
         self,
@@ -354,10 +354,18 @@ class Runner:
         return wf
 
     def _drive(
-        self, run_id: str, wf: Workflow, principal: Principal, graph_input: Any, *, step: bool
+        self,
+        run_id: str,
+        wf: Workflow,
+        principal: Principal,
+        graph_input: Any,
+        *,
+        step: bool,
+        fresh: bool = False,
     ) -> RunResult:
         record = self.store.get_run(run_id)
-        self.store.update_run(run_id, status=RunStatus.RUNNING, error=None)
+        if not fresh:  # a new run was inserted as running already
+            self.store.update_run(run_id, status=RunStatus.RUNNING, error=None)
         ctx = RunContext(
             run_id=run_id,
             principal=principal,

@@ -46,6 +46,7 @@ class Workflow:
 
     def __post_init__(self) -> None:
         check_workflow(self.spec, set(self.tools))
+        self._digest: str | None = None
 
     @property
     def name(self) -> str:
@@ -53,7 +54,10 @@ class Workflow:
 
     @property
     def digest(self) -> str:
-        return _spec_digest(self.spec, self.tools)
+        """Content hash of the spec and tool schemas (computed once; treat specs as frozen)."""
+        if self._digest is None:
+            self._digest = _spec_digest(self.spec, self.tools)
+        return self._digest
 
     @classmethod
     def from_spec(cls, spec: WorkflowSpec, tools: list[Tool] | None = None) -> Workflow:

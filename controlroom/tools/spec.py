@@ -10,7 +10,9 @@ repeats an effect.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -70,7 +72,7 @@ class Tool(BaseModel):
             "function": {
                 "name": self.name,
                 "description": self.description,
-                "parameters": self.args_model.model_json_schema(),
+                "parameters": _parameters_schema(self.args_model),
             },
         }
 
@@ -106,6 +108,17 @@ class Tool(BaseModel):
         if self.wants_context:
             return self.func(ctx=ctx, **kwargs)
         return self.func(**kwargs)
+
+
+@functools.cache
+def _cached_schema(args_model: type[BaseModel]) -> str:
+    return json.dumps(args_model.model_json_schema())
+
+
+def _parameters_schema(args_model: type[BaseModel]) -> dict[str, Any]:
+    """The argument model's JSON schema, computed once per model (a fresh copy each call)."""
+    schema: dict[str, Any] = json.loads(_cached_schema(args_model))
+    return schema
 
 
 def _args_model_for(func: ToolFunction, name: str) -> tuple[type[BaseModel], bool]:

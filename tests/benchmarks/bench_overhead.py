@@ -548,17 +548,17 @@ def node_microbench(bench: Bench) -> dict[str, Any]:
             "model.invoke, model bound once (baseline)": per_call_us(
                 lambda: bound_once.invoke(prompt)
             ),
-            "model.bind_tools(...).invoke, bound this step (model node)": per_call_us(
+            "model.bind_tools(...).invoke, re-bound per call (what caching avoids)": per_call_us(
                 lambda: model.bind_tools(schemas).invoke(prompt)
             ),
-            "Tool.json_schema (model node, each model step)": per_call_us(LOOKUP.json_schema),
+            "Tool.json_schema (memoized)": per_call_us(LOOKUP.json_schema),
             "ScriptedChatModel.bind_tools (model node, each model step)": per_call_us(
                 lambda: model.bind_tools(schemas)
             ),
             "render prompt (model node, each model step)": per_call_us(
                 lambda: render(PROMPT, where="bench", principal=principal, state=state_model)
             ),
-            "Workflow.digest (Runner.start, register, _graph: see calls_per_run)": per_call_us(
+            "Workflow.digest (memoized per Workflow)": per_call_us(
                 lambda: bench.workflow.digest, calls=50
             ),
             "Tool.validate_args + gate.decide (tools node, each call)": per_call_us(
