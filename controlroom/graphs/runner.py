@@ -286,7 +286,8 @@ class Runner:
                 raise UnknownToolError(f"Run {record.run_id} has no tool '{item.tool}'.")
             checked = tool.validate_args(args)
             args = checked.model_dump(mode="json")
-            verdict = self.gate.decide(self.principal(record.user_id), tool, args)
+            gate = wf.gate or self.gate
+            verdict = gate.decide(self.principal(record.user_id), tool, args)
             if verdict.verdict is Verdict.DENY:
                 raise ToolError(
                     f"The edited arguments for {tool.name} are denied by policy "
@@ -370,7 +371,7 @@ class Runner:
             run_id=run_id,
             principal=principal,
             tools=wf.tools,
-            gate=self.gate,
+            gate=wf.gate or self.gate,
             get_model=self._model_getter(wf),
             default_model=record.model,
             approve_mode=record.approve_mode,  # type: ignore[arg-type]

@@ -85,5 +85,9 @@ class WorkflowSpec(BaseModel):
         default_factory=list,
         description="tool references: `package.module:attr` or `./file.py:attr`",
     )
+    policies: str | None = Field(
+        default=None,
+        description="folder of Cedar policies and schema for the tool gate, relative to the file",
+    )
     start: str | None = Field(default=None, description="first step; default the first listed")
     steps: list[Step] = Field(min_length=1)

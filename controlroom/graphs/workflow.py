@@ -16,6 +16,7 @@ from controlroom.graphs.spec import WorkflowSpec
 from controlroom.graphs.tool_refs import resolve_tool_refs
 from controlroom.graphs.validate import check_workflow
 from controlroom.graphs.workflow_file import load_workflow_file
+from controlroom.tools.gate import Gate
 from controlroom.tools.spec import Tool
 
 PYTHON_OBJECT = "<python object>"
@@ -43,6 +44,7 @@ class Workflow:
     tools: dict[str, Tool]
     ref: str = PYTHON_OBJECT
     base_dir: Path = field(default_factory=Path.cwd)
+    gate: Gate | None = None  # the workflow's own policy gate; None: the runner's default
 
     def __post_init__(self) -> None:
         check_workflow(self.spec, set(self.tools))
@@ -127,7 +129,9 @@ def load_workflow(ref: str | Path | Workflow) -> Workflow:
             )
         ref_path, _, attr = text.rpartition(":")
         stable = f"{Path(ref_path).resolve()}:{attr}" if ref_path.endswith(".py") else text
-        return Workflow(spec=obj.spec, tools=obj.tools, ref=stable, base_dir=obj.base_dir)
+        return Workflow(
+            spec=obj.spec, tools=obj.tools, ref=stable, base_dir=obj.base_dir, gate=obj.gate
+        )
     raise WorkflowDefinitionError(
         f"No workflow at '{text}'. Give a workflow YAML file, a folder with workflow.yaml, or "
         "a Python reference `package.module:attr` / `file.py:attr`."
