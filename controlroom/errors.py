@@ -8,7 +8,8 @@ the TUI shows them in a modal, and the SDK raises them.
 
     ControlroomError
     ├── ConfigError                 bad settings, missing project folder or file
-    │   └── ModelUnavailableError   a model spec that cannot be served here
+    │   ├── ModelUnavailableError   a model spec that cannot be served here
+    │   └── PolicyError             policies or their schema that do not parse or validate
     ├── IdentityError
     │   ├── DirectoryError          the user directory file is missing or malformed
     │   └── UnknownUserError        a user id that the directory does not list
@@ -17,7 +18,8 @@ the TUI shows them in a modal, and the SDK raises them.
     │   └── WorkflowDefinitionError an inconsistent graph (unknown step, no path to end)
     ├── ToolError
     │   ├── UnknownToolError        a tool name that the workflow does not provide
-    │   └── ToolArgumentsError      arguments that do not match the tool's schema
+    │   ├── ToolArgumentsError      arguments that do not match the tool's schema
+    │   └── ToolExecutionError      a tool could not do what was asked (no such record...)
     ├── RunError
     │   ├── RunNotFoundError        no run with that id in this project folder
     │   ├── RunBusyError            another process is executing the run right now
@@ -25,6 +27,7 @@ the TUI shows them in a modal, and the SDK raises them.
     ├── ApprovalError
     │   ├── ApprovalNotFoundError   no pending item with that id
     │   └── ApprovalDecidedError    the item was already approved or rejected
+    ├── ModelCallError              a model refused a request, or no model of a chain answered
     └── ScriptError                 a scripted chat model ran out or diverged
 """
 
@@ -52,6 +55,10 @@ class ConfigError(ControlroomError):
 
 class ModelUnavailableError(ConfigError):
     title = "Model not available"
+
+
+class PolicyError(ConfigError):
+    title = "Policy error"
 
 
 class IdentityError(ControlroomError):
@@ -90,6 +97,10 @@ class ToolArgumentsError(ToolError):
     title = "Invalid tool arguments"
 
 
+class ToolExecutionError(ToolError):
+    title = "Tool failed"
+
+
 class RunError(ControlroomError):
     title = "Run error"
 
@@ -116,6 +127,10 @@ class ApprovalNotFoundError(ApprovalError):
 
 class ApprovalDecidedError(ApprovalError):
     title = "Approval already decided"
+
+
+class ModelCallError(ControlroomError):
+    title = "Model call failed"
 
 
 class ScriptError(ControlroomError):
