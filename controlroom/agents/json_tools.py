@@ -22,7 +22,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
-from controlroom.agents.llama import choice_schema, parse_choice, to_llama_messages
+from controlroom.agents.llama import choice_name, choice_schema, parse_choice, to_llama_messages
 
 _ROLES: dict[str, type[BaseMessage]] = {
     "system": SystemMessage,
@@ -38,15 +38,21 @@ class JsonToolChatModel(BaseChatModel):
 
     inner: Any  # a BaseChatModel that accepts response_format (e.g. ChatOpenAI)
     bound_tools: list[dict[str, Any]] = Field(default_factory=list)
+    tool_choice: str | None = None
 
     @property
     def _llm_type(self) -> str:
         return "controlroom-json-tools"
 
     def bind_tools(
-        self, tools: Sequence[Any], *, tool_choice: str | None = None, **kwargs: Any
+        self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        return self.model_copy(update={"bound_tools": [convert_to_openai_tool(t) for t in tools]})
+        return self.model_copy(
+            update={
+                "bound_tools": [convert_to_openai_tool(t) for t in tools],
+                "tool_choice": choice_name(tool_choice),
+            }
+        )
 
     def bind(self, **kwargs: Any) -> Runnable[LanguageModelInput, BaseMessage]:
         """Structured output and other request options go to the wrapped model."""
@@ -67,7 +73,7 @@ class JsonToolChatModel(BaseChatModel):
             _ROLES[m["role"]](content=m["content"])
             for m in to_llama_messages(messages, self.bound_tools)
         ]
-        schema = choice_schema(self.bound_tools)
+        schema = choice_schema(self.bound_tools, self.tool_choice)
         runnable = self.inner.bind(response_format={"type": "json_object", "schema": schema})
         raw = runnable.invoke(converted, stop=stop)
         message = parse_choice(str(raw.content), self.bound_tools)

@@ -60,8 +60,14 @@ def load_llama(path: Path, n_ctx: int, n_threads: int) -> tuple[Any, threading.L
         return _MODELS[key], _GENERATE_LOCKS[key]
 
 
-def choice_schema(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def choice_schema(
+    tools: Sequence[dict[str, Any]], tool_choice: str | None = None
+) -> dict[str, Any]:
     """JSON schema of a reply that either calls one offered tool or answers.
+
+    ``tool_choice`` follows LangChain: ``"any"``/``"required"`` removes the answer branch,
+    a tool's name forces that tool, ``"none"`` forces an answer, None/``"auto"`` lets the
+    model choose.
 
     The call shape ``{"name": ..., "arguments": {...}}`` is the one Qwen2.5 models are
     trained to emit for tool calls, so the grammar constrains the model's own habit.
@@ -76,13 +82,18 @@ def choice_schema(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "required": ["name", "arguments"],
         }
         for t in tools
+        if tool_choice in (None, "auto", "any", "required", t["function"]["name"])
     ]
-    answer = {
+    answer: dict[str, Any] = {
         "type": "object",
         "properties": {"answer": {"type": "string"}},
         "required": ["answer"],
     }
-    return {"anyOf": [*calls, answer]}
+    if tool_choice == "none" or not calls:
+        return answer
+    if tool_choice in (None, "auto"):
+        return {"anyOf": [*calls, answer]}
+    return calls[0] if len(calls) == 1 else {"anyOf": calls}
 
 
 def _tool_prompt(tools: Sequence[dict[str, Any]]) -> str:
@@ -150,6 +161,15 @@ def parse_choice(text: str, tools: Sequence[dict[str, Any]]) -> AIMessage:
     return AIMessage(content=text)
 
 
+def choice_name(tool_choice: Any) -> str | None:
+    """LangChain's tool_choice forms (str, bool, OpenAI dict) as one name or keyword."""
+    if tool_choice is True:
+        return "required"
+    if isinstance(tool_choice, dict):
+        return str(tool_choice.get("function", {}).get("name") or "required")
+    return str(tool_choice) if tool_choice else None
+
+
 class LlamaChatModel(BaseChatModel):
     """A chat model over a local GGUF file, with tool calling and structured output."""
 
@@ -163,6 +183,7 @@ class LlamaChatModel(BaseChatModel):
     max_tokens: int = 512
     seed: int = 7
     bound_tools: list[dict[str, Any]] = Field(default_factory=list)
+    tool_choice: str | None = None
     response_schema: dict[str, Any] | None = None
     _loaded: Any = PrivateAttr(default=None)
 
@@ -174,10 +195,15 @@ class LlamaChatModel(BaseChatModel):
         self,
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
         *,
-        tool_choice: str | None = None,
+        tool_choice: Any = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        return self.model_copy(update={"bound_tools": [convert_to_openai_tool(t) for t in tools]})
+        return self.model_copy(
+            update={
+                "bound_tools": [convert_to_openai_tool(t) for t in tools],
+                "tool_choice": choice_name(tool_choice),
+            }
+        )
 
     def with_schema(self, schema: dict[str, Any]) -> LlamaChatModel:
         """A copy whose replies are JSON constrained to ``schema`` (structured output)."""
@@ -191,7 +217,11 @@ class LlamaChatModel(BaseChatModel):
             "seed": self.seed,
             "stop": stop or [],
         }
-        schema = choice_schema(self.bound_tools) if self.bound_tools else self.response_schema
+        schema = (
+            choice_schema(self.bound_tools, self.tool_choice)
+            if self.bound_tools
+            else self.response_schema
+        )
         if schema is not None:
             request["response_format"] = {"type": "json_object", "schema": schema}
         return request

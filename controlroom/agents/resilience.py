@@ -95,8 +95,10 @@ class ResilientChatModel(BaseChatModel):
         return "controlroom-resilient"
 
     def bind_tools(
-        self, tools: Sequence[Any], *, tool_choice: str | None = None, **kwargs: Any
+        self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any
     ) -> Runnable[LanguageModelInput, AIMessage]:
+        if tool_choice is not None:
+            kwargs["tool_choice"] = tool_choice
         bound = [m.bind_tools(tools, **kwargs) for m in self.chain]
         return self.model_copy(update={"chain": bound})
 

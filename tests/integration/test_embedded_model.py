@@ -55,8 +55,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     log = log_path.open("wb")  # a file, not a pipe: llama.cpp logs more than a pipe holds
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "4096", "--model_alias", "qwen"],
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--model_alias",
+            "qwen",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -69,7 +82,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {log_path.read_text()[-2000:]}") from None
+                    raise RuntimeError(
+                        f"server did not start: {log_path.read_text()[-2000:]}"
+                    ) from None
                 time.sleep(0.5)
         yield url
     finally:
@@ -89,10 +104,15 @@ def model(request: pytest.FixtureRequest) -> Any:
 def test_tool_call_is_a_schema_valid_choice(model: BaseChatModel) -> None:
     bound = model.bind_tools([LOOKUP])
     reply = bound.invoke(
-        [SystemMessage("You are an accounts-payable assistant."), HumanMessage("Please look up invoice INV-1003")]
+        [
+            SystemMessage("You are an accounts-payable assistant."),
+            HumanMessage("Please look up invoice INV-1003"),
+        ]
     )
     assert isinstance(reply, AIMessage)
-    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [("lookup_invoice", {"invoice_id": "INV-1003"})]
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
+        ("lookup_invoice", {"invoice_id": "INV-1003"})
+    ]
 
 
 def test_answers_after_the_tool_result(model: BaseChatModel) -> None:
@@ -100,7 +120,17 @@ def test_answers_after_the_tool_result(model: BaseChatModel) -> None:
     conversation = [
         SystemMessage("You are an accounts-payable assistant."),
         HumanMessage("Please look up invoice INV-1003"),
-        AIMessage(content="", tool_calls=[{"name": "lookup_invoice", "args": {"invoice_id": "INV-1003"}, "id": "c1", "type": "tool_call"}]),
+        AIMessage(
+            content="",
+            tool_calls=[
+                {
+                    "name": "lookup_invoice",
+                    "args": {"invoice_id": "INV-1003"},
+                    "id": "c1",
+                    "type": "tool_call",
+                }
+            ],
+        ),
         ToolMessage(
             content='{"invoice_id": "INV-1003", "vendor": "Fabrikam Hardware", "amount_due": 18990.0, "status": "open"}',
             tool_call_id="c1",
@@ -116,7 +146,11 @@ def test_answers_after_the_tool_result(model: BaseChatModel) -> None:
 
 
 def test_constrained_choice(model: BaseChatModel) -> None:
-    out = choose(model, [SystemMessage("Classify the IT ticket."), HumanMessage("My laptop screen is cracked")], OPTIONS)
+    out = choose(
+        model,
+        [SystemMessage("Classify the IT ticket."), HumanMessage("My laptop screen is cracked")],
+        OPTIONS,
+    )
     assert out.value.choice in OPTIONS  # type: ignore[attr-defined]
     assert len(out.replies) == 1  # constrained decoding: valid at the first attempt
 
