@@ -54,11 +54,6 @@ class JsonToolChatModel(BaseChatModel):
             }
         )
 
-    def bind(self, **kwargs: Any) -> Runnable[LanguageModelInput, BaseMessage]:
-        """Structured output and other request options go to the wrapped model."""
-        bound: Runnable[LanguageModelInput, BaseMessage] = self.inner.bind(**kwargs)
-        return bound
-
     def _generate(
         self,
         messages: list[BaseMessage],
