@@ -26,7 +26,8 @@ from controlroom.graphs.spec import (
     ToolsStep,
     WorkflowSpec,
 )
-from controlroom.graphs.workflow import Workflow
+from controlroom.graphs.workflow import Workflow, policy_gate
+from controlroom.tools.gate import Gate
 from controlroom.tools.spec import Tool
 
 
@@ -42,7 +43,16 @@ class GraphBuilder:
         description: str = "",
         version: str = "1",
         base_dir: Path | None = None,
+        policies: str | Path | None = None,
+        gate: Gate | None = None,
     ) -> None:
+        """``policies`` (a policy folder, relative to ``base_dir``, or ``builtin:pack``) or
+        ``gate`` (any :class:`~controlroom.tools.gate.Gate`) decides this workflow's tool
+        calls; with neither, the runner's default gate does."""
+        if policies is not None and gate is not None:
+            raise ValueError("give a workflow `policies` or a `gate`, not both")
+        self._policies = None if policies is None else str(policies)
+        self._gate = gate
         self._name = name
         self._model = model
         self._description = description
@@ -121,6 +131,8 @@ class GraphBuilder:
             version=self._version,
             model=self._model,
             steps=list(self._steps),
+            policies=self._policies,
             **extra,
         )
-        return Workflow(spec=spec, tools=dict(self._tools), base_dir=self._base_dir)
+        gate = self._gate or policy_gate(self._policies, self._base_dir)
+        return Workflow(spec=spec, tools=dict(self._tools), base_dir=self._base_dir, gate=gate)

@@ -87,7 +87,8 @@ class WorkflowSpec(BaseModel):
     )
     policies: str | None = Field(
         default=None,
-        description="folder of Cedar policies and schema for the tool gate, relative to the file",
+        description="folder of Cedar policies and schema for the tool gate, relative to the "
+        "file, or `builtin:pack` for the enterprise tool pack's",
     )
     start: str | None = Field(default=None, description="first step; default the first listed")
     steps: list[Step] = Field(min_length=1)

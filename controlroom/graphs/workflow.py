@@ -17,6 +17,7 @@ from controlroom.graphs.tool_refs import resolve_tool_refs
 from controlroom.graphs.validate import check_workflow
 from controlroom.graphs.workflow_file import load_workflow_file
 from controlroom.tools.gate import Gate
+from controlroom.tools.policy import load_policy_gate, resolve_policies
 from controlroom.tools.spec import Tool
 
 PYTHON_OBJECT = "<python object>"
@@ -98,6 +99,17 @@ def _import_attr(ref: str) -> Any:
         ) from None
 
 
+def policy_gate(policies: str | None, base_dir: Path) -> Gate | None:
+    """The gate for a workflow's ``policies:`` value (None when it names none).
+
+    The folder is parsed and validated once per content; loading a workflow again (every
+    resume and approval does) only re-reads the files to see whether they changed.
+    """
+    if policies is None:
+        return None
+    return load_policy_gate(resolve_policies(policies, base_dir))
+
+
 def load_workflow(ref: str | Path | Workflow) -> Workflow:
     """Load a workflow from a YAML file, a folder holding ``workflow.yaml``, or ``module:attr``.
 
@@ -118,7 +130,11 @@ def load_workflow(ref: str | Path | Workflow) -> Workflow:
         # does not provide is reported with its file and line.
         load_workflow_file(path, tool_names={t.name for t in tools})
         return Workflow(
-            spec=spec, tools={t.name: t for t in tools}, ref=str(path.resolve()), base_dir=base
+            spec=spec,
+            tools={t.name: t for t in tools},
+            ref=str(path.resolve()),
+            base_dir=base,
+            gate=policy_gate(spec.policies, base),
         )
     if ":" in text:
         obj = _import_attr(text)

@@ -1,9 +1,9 @@
 """The gate every tool call passes before it executes.
 
 The gate decides per call: ``allow``, ``deny`` (never executed; the model gets a short
-structured refusal) or ``approve`` (a person must approve first). This release decides
-from the tool's declared behaviour; the Cedar policy gate plugs in through the same
-:class:`Gate` protocol.
+structured refusal) or ``approve`` (a person must approve first). :class:`DeclaredGate`
+decides from the tool's declared behaviour alone; the Cedar policy gate
+(:class:`controlroom.tools.policy.PolicyGate`) implements the same :class:`Gate` protocol.
 """
 
 from __future__ import annotations
@@ -24,11 +24,18 @@ class Verdict(StrEnum):
 
 
 class Decision(BaseModel):
-    """The gate's answer for one call, with the reason and the deciding rule ids."""
+    """The gate's answer for one call, with the reason and the deciding rule ids.
+
+    ``approvers`` (approve verdicts only) lists the roles one of which the approver must
+    hold (empty: anyone may approve); ``policy_hash`` identifies the policy files that
+    decided, for the audit.
+    """
 
     verdict: Verdict
     reason: str
     policies: tuple[str, ...] = ()
+    approvers: tuple[str, ...] = ()
+    policy_hash: str | None = None
 
 
 class Gate(Protocol):

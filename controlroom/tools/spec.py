@@ -6,6 +6,14 @@ sees as JSON schema and what every call is validated against before it runs. Its
 (``write``) or cannot be undone (``irreversible``). Side-effecting tools receive an
 idempotency key in their :class:`ToolContext` and must use it so that a resumed run never
 repeats an effect.
+
+What the policy gate sees of a call is declared here too: ``resource`` is the Cedar entity
+type the tool acts on and ``resource_id`` the argument that holds its id (``Invoice`` and
+``invoice_id`` give ``Invoice::"INV-1001"``; without them the resource is
+``Tool::"<tool name>"``); ``resource_loader`` returns the resource's attributes for policies
+(an invoice's amount due, an employee's managers) and raises :class:`LookupError` when
+there is no such resource; ``context_facts`` derives extra context from the arguments (for
+example the domains of a mail's recipients).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -45,6 +53,9 @@ class ToolContext:
 
 
 ToolFunction = Callable[..., Any]
+ResourceLoader = Callable[[str], Mapping[str, Any]]
+ContextFacts = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+DEFAULT_RESOURCE_TYPE = "Tool"
 
 
 class Tool(BaseModel):
@@ -57,6 +68,9 @@ class Tool(BaseModel):
     args_model: type[BaseModel]
     effect: Effect = Effect.READ
     resource: str | None = None
+    resource_id: str | None = None
+    resource_loader: ResourceLoader | None = None
+    context_facts: ContextFacts | None = None
     requires_approval: bool = False
     func: ToolFunction
     wants_context: bool = False
@@ -64,6 +78,13 @@ class Tool(BaseModel):
     @property
     def needs_approval_by_default(self) -> bool:
         return self.requires_approval or self.effect is Effect.IRREVERSIBLE
+
+    def resource_ref(self, args: Mapping[str, Any]) -> tuple[str, str]:
+        """The (entity type, id) of what a call with ``args`` acts on."""
+        kind = self.resource or DEFAULT_RESOURCE_TYPE
+        if self.resource_id is not None and args.get(self.resource_id) is not None:
+            return kind, str(args[self.resource_id])
+        return kind, self.name
 
     def json_schema(self) -> dict[str, Any]:
         """The OpenAI-style function schema that a chat model is given."""
@@ -122,7 +143,7 @@ def _parameters_schema(args_model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _args_model_for(func: ToolFunction, name: str) -> tuple[type[BaseModel], bool]:
-    hints = get_type_hints(func)
+    hints = get_type_hints(func, include_extras=True)
     fields: dict[str, Any] = {}
     wants_context = False
     for param in inspect.signature(func).parameters.values():
@@ -140,6 +161,36 @@ def _args_model_for(func: ToolFunction, name: str) -> tuple[type[BaseModel], boo
     return model, wants_context
 
 
+@overload
+def tool(
+    func: ToolFunction,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    effect: Effect | str = Effect.READ,
+    resource: str | None = None,
+    resource_id: str | None = None,
+    resource_loader: ResourceLoader | None = None,
+    context_facts: ContextFacts | None = None,
+    requires_approval: bool = False,
+) -> Tool: ...
+
+
+@overload
+def tool(
+    func: None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    effect: Effect | str = Effect.READ,
+    resource: str | None = None,
+    resource_id: str | None = None,
+    resource_loader: ResourceLoader | None = None,
+    context_facts: ContextFacts | None = None,
+    requires_approval: bool = False,
+) -> Callable[[ToolFunction], Tool]: ...
+
+
 def tool(
     func: ToolFunction | None = None,
     *,
@@ -147,23 +198,37 @@ def tool(
     description: str | None = None,
     effect: Effect | str = Effect.READ,
     resource: str | None = None,
+    resource_id: str | None = None,
+    resource_loader: ResourceLoader | None = None,
+    context_facts: ContextFacts | None = None,
     requires_approval: bool = False,
-) -> Any:
+) -> Tool | Callable[[ToolFunction], Tool]:
     """Declare a tool from a typed function; its docstring is the description.
 
-    >>> @tool(effect="irreversible")
+    >>> @tool(effect="irreversible", resource="Invoice", resource_id="invoice_id")
     ... def pay_invoice(invoice_id: str, amount: float, ctx: ToolContext) -> dict: ...
+
+    Arguments may carry pydantic constraints (``Annotated[float, Field(gt=0)]``); they are
+    part of the schema the model sees and of the validation every call passes.
     """
 
     def wrap(f: ToolFunction) -> Tool:
         tool_name = name or f.__name__
         args_model, wants_context = _args_model_for(f, tool_name)
+        if resource_id is not None and resource_id not in args_model.model_fields:
+            raise TypeError(
+                f"tool {tool_name}: resource_id `{resource_id}` is not one of its arguments "
+                f"({', '.join(args_model.model_fields) or 'none'})"
+            )
         return Tool(
             name=tool_name,
             description=(description or inspect.getdoc(f) or tool_name).strip(),
             args_model=args_model,
             effect=Effect(effect),
             resource=resource,
+            resource_id=resource_id,
+            resource_loader=resource_loader,
+            context_facts=context_facts,
             requires_approval=requires_approval,
             func=f,
             wants_context=wants_context,
