@@ -39,8 +39,10 @@ contracts: $(STAMP)
 
 check: lint typecheck contracts test ## format, lint, types, import contracts, tests
 
-bench: $(STAMP) ## framework overhead vs plain LangGraph, written to bench.json
+bench: $(STAMP) ## framework overhead vs plain LangGraph (bench.json); policy gate latency (bench-gate.json); audit append and verify cost (bench-audit.json)
 	$(BIN)/python tests/benchmarks/bench_overhead.py --out bench.json
+	$(BIN)/python tests/benchmarks/bench_gate.py --out bench-gate.json
+	$(BIN)/python tests/benchmarks/bench_audit.py --out bench-audit.json
 
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) .mypy_cache .ruff_cache bench.json
+	rm -rf $(VENV) $(DEMO_HOME) .mypy_cache .ruff_cache bench.json bench-gate.json bench-audit.json

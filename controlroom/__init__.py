@@ -11,6 +11,14 @@ approval, decide approvals from any process, and resume them::
             runner.approve(result.run_id, item.approval_id, by="bob")
 """
 
+from controlroom.audit import (
+    AuditError,
+    AuditKeyError,
+    ReplayError,
+    ReplayReport,
+    VerifyReport,
+    verify_log,
+)
 from controlroom.config import Settings
 from controlroom.errors import (
     ApprovalDecidedError,
@@ -21,6 +29,7 @@ from controlroom.errors import (
     DirectoryError,
     IdentityError,
     ModelUnavailableError,
+    PolicyError,
     RunBusyError,
     RunError,
     RunNotFoundError,
@@ -28,6 +37,7 @@ from controlroom.errors import (
     ScriptError,
     ToolArgumentsError,
     ToolError,
+    ToolExecutionError,
     UnknownToolError,
     UnknownUserError,
     WorkflowDefinitionError,
@@ -49,6 +59,8 @@ from controlroom.graphs.store import Approval, ApprovalStatus, RunRecord, RunSta
 from controlroom.graphs.workflow import Workflow, load_workflow
 from controlroom.identity import Directory, Principal
 from controlroom.tools.gate import Decision, DeclaredGate, Gate, Verdict
+from controlroom.tools.langchain import from_langchain_tool
+from controlroom.tools.policy import PolicyGate
 from controlroom.tools.spec import Effect, Tool, ToolContext, tool
 
 __version__ = "0.1.0"
@@ -61,6 +73,8 @@ __all__ = [
     "ApprovalNotFoundError",
     "ApprovalStatus",
     "ApprovalStep",
+    "AuditError",
+    "AuditKeyError",
     "BranchStep",
     "ConfigError",
     "ControlroomError",
@@ -74,7 +88,11 @@ __all__ = [
     "IdentityError",
     "ModelStep",
     "ModelUnavailableError",
+    "PolicyError",
+    "PolicyGate",
     "Principal",
+    "ReplayError",
+    "ReplayReport",
     "RunBusyError",
     "RunError",
     "RunNotFoundError",
@@ -90,16 +108,20 @@ __all__ = [
     "ToolArgumentsError",
     "ToolContext",
     "ToolError",
+    "ToolExecutionError",
     "ToolsStep",
     "UnknownToolError",
     "UnknownUserError",
     "Verdict",
+    "VerifyReport",
     "Workflow",
     "WorkflowDefinitionError",
     "WorkflowError",
     "WorkflowFileError",
     "WorkflowSpec",
     "__version__",
+    "from_langchain_tool",
     "load_workflow",
     "tool",
+    "verify_log",
 ]

@@ -1,12 +1,14 @@
 """Settings: pydantic-settings reading ``CONTROLROOM_*`` environment variables.
 
 The project folder (``CONTROLROOM_HOME``, default ``./.controlroom``) holds all state:
-LangGraph checkpoints, the run/approval/effect store, the user directory, locks.
+LangGraph checkpoints, the run/approval/effect store, the user directory, locks, the
+per-run audit logs (``audit/``) and the key that signs them (``keys/``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +27,23 @@ class Settings(BaseSettings):
     )
     model: str = Field(default=DEFAULT_MODEL, description="default model spec")
     user: str | None = Field(default=None, description="default acting user for the CLI")
+    audit: bool = Field(default=True, description="write a signed audit log per run")
+    audit_redaction: Literal["full", "hash", "mask"] = Field(
+        default="full", description="prompts, outputs and tool arguments in the audit log"
+    )
+    audit_fsync: Literal["always", "batch"] = Field(
+        default="batch", description="sync every audit record, or batch all but decisions"
+    )
+    audit_checkpoint_every: int = Field(default=100, ge=1, description="sign every N records")
+    audit_key: Path | None = Field(
+        default=None, description="Ed25519 signing key; default <home>/keys/audit-ed25519.pem"
+    )
+    audit_public_key: Path | None = Field(
+        default=None, description="public key `audit verify` expects; default the signing key's"
+    )
+    audit_secrets: list[str] = Field(
+        default_factory=list, description="values never to write to the audit log (JSON list)"
+    )
 
     @property
     def directory_path(self) -> Path:
@@ -41,3 +60,11 @@ class Settings(BaseSettings):
     @property
     def locks_path(self) -> Path:
         return self.home / "locks"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.home / "audit"
+
+    @property
+    def keys_path(self) -> Path:
+        return self.home / "keys"

@@ -19,6 +19,7 @@ from controlroom.config import Settings
 from controlroom.errors import ConfigError, ControlroomError
 from controlroom.graphs.runner import Runner, RunResult
 from controlroom.graphs.store import RunStatus
+from controlroom.tools.policy import project_gate
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_PAUSED = 0, 1, 2, 3, 4
 EXIT_FOR_STATUS = {
@@ -103,7 +104,9 @@ def _settings() -> Settings:
 
 
 def _runner() -> Runner:
-    return Runner(_settings())
+    settings = _settings()
+    # <home>/policies, when present, decides the tool calls of workflows without their own
+    return Runner(settings, gate=project_gate(settings.home))
 
 
 def _approver(user: str | None) -> str:
@@ -145,7 +148,7 @@ def _root(
 def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing directory file.")] = False,
 ) -> None:
-    """Create the project folder with a sample user directory (alice, bob, carol, dave)."""
+    """Create the project folder with a sample user directory (alice, bob, carol, ...)."""
     settings = _settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     target = settings.directory_path
@@ -361,6 +364,19 @@ def tui(
     from controlroom.tui import run_app
 
     run_app(_runner(), workflow=workflow, user=user or _settings().user)
+
+
+from controlroom.cli.policy_cmd import register as _register_policy_commands  # noqa: E402
+
+_register_policy_commands(app)  # `policy`, `tools`, `pack`
+
+from controlroom.cli.audit_cmd import register as _register_audit_commands  # noqa: E402
+
+_register_audit_commands(app)  # `audit show|verify|export`, `replay`
+
+from controlroom.cli.models_cmd import models as _models_command  # noqa: E402
+
+app.command(name="models")(handles_errors(_models_command))
 
 
 def main() -> None:

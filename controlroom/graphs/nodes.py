@@ -4,23 +4,32 @@ The tools node is where enforcement happens: every call is validated against its
 schema and passes the gate before anything runs; calls that need a person are recorded
 as pending approvals (durably, one per call) before the run pauses; approved effects run
 once per idempotency key (run, step, call).
+
+Audit hooks (``ctx.audit``): each model call is recorded after it returns; the approval
+request is recorded (synced) before the run pauses; a call's final decision, and the
+approval decision if a crash lost its record, are synced before the tool runs, its result
+right after. The tools node re-runs from its start when a run resumes from approvals, so
+only final decisions are recorded, and the log counts attempts of anything recorded twice.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, SystemMessage, ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import BaseModel
 
 from controlroom.agents.prompts import render
 from controlroom.errors import ToolArgumentsError
+from controlroom.graphs.audit_hooks import record_decision, record_final, record_request
 from controlroom.graphs.spec import ApprovalStep, ModelStep, ToolsStep
 from controlroom.graphs.state import RunContext, RunState
 from controlroom.graphs.store import Approval, ApprovalStatus
@@ -34,13 +43,22 @@ def _step_number(config: RunnableConfig) -> int:
     return int((config.get("metadata") or {}).get("langgraph_step", 0))
 
 
+def _current_step() -> int:
+    """LangGraph's step number, from the running node's config (0 outside a graph)."""
+    try:
+        return _step_number(get_config())
+    except RuntimeError:
+        return 0
+
+
 def make_model_node(step: ModelStep) -> Node:
     # Binding tools copies the model; do it once per model object, not on every step.
     bound: dict[int, tuple[BaseChatModel, Any]] = {}
 
     def model_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx = runtime.context
-        model = ctx.get_model(step.model or ctx.default_model)
+        spec = step.model or ctx.default_model
+        model = ctx.get_model(spec)
         cached = bound.get(id(model))
         if cached is None or cached[0] is not model:
             schemas = [ctx.tools[name].json_schema() for name in step.tools]
@@ -50,10 +68,23 @@ def make_model_node(step: ModelStep) -> Node:
         system = render(
             step.prompt, where=f"prompt of step '{step.id}'", principal=ctx.principal, state=state
         )
-        reply = runnable.invoke([SystemMessage(system), *state.get("messages", [])])
+        inputs = [SystemMessage(system), *state.get("messages", [])]
+        started = time.perf_counter()
+        reply = runnable.invoke(inputs)
+        latency = time.perf_counter() - started
         if not isinstance(reply, AIMessage):
             reply = AIMessage(content=str(getattr(reply, "content", reply)))
         reply.name = step.id
+        ctx.audit.model_call(
+            step=_current_step(),
+            node=step.id,
+            spec=spec,
+            model=model,
+            messages=inputs,
+            tools=step.tools,
+            reply=reply,
+            latency_s=latency,
+        )
         update: dict[str, Any] = {"messages": [reply]}
         if not reply.tool_calls:
             update["output"] = reply.text
@@ -77,6 +108,8 @@ class _Plan(BaseModel):
     decision: Decision | None = None
     refusal: dict[str, Any] | None = None
     approval_id: str | None = None
+    approval: dict[str, Any] | None = None  # the person's decision, when one was needed
+    recheck: Decision | None = None  # the gate's answer for edited arguments
 
 
 def _refusal(plan: _Plan, status: str, reason: str, **extra: Any) -> dict[str, Any]:
@@ -126,6 +159,7 @@ def _ask(ctx: RunContext, items: list[Approval]) -> dict[str, dict[str, Any]]:
                 by=f"auto:--approve {ctx.approve_mode}",
                 reason=f"decided automatically (--approve {ctx.approve_mode})",
             )
+            record_decision(ctx.audit, current, source=f"--approve {ctx.approve_mode}")
         decisions[item.approval_id] = decision_payload(current)
     return decisions
 
@@ -140,7 +174,8 @@ def decision_payload(item: Approval) -> dict[str, Any]:
     }
 
 
-def _execute(ctx: RunContext, plan: _Plan, step_no: int) -> Any:
+def _execute(ctx: RunContext, plan: _Plan, step_no: int) -> tuple[Any, bool]:
+    """Run the call (or return the ledger's result of an effect it already had)."""
     assert plan.tool is not None
     assert plan.args is not None
     key = f"{ctx.run_id}:{step_no}:{plan.call_id}"
@@ -152,17 +187,18 @@ def _execute(ctx: RunContext, plan: _Plan, step_no: int) -> Any:
         home=ctx.home,
     )
     if plan.tool.effect is Effect.READ:
-        return plan.tool.invoke(plan.args, tool_ctx)
+        return plan.tool.invoke(plan.args, tool_ctx), False
     recorded = ctx.store.effect_result(key)
     if recorded is not None and recorded[0] == "completed":
-        return recorded[1]
+        return recorded[1], True
     ctx.store.effect_started(key, ctx.run_id, plan.tool.name)
     result = plan.tool.invoke(plan.args, tool_ctx)
     ctx.store.effect_completed(key, result)
-    return result
+    return result, False
 
 
 def _apply_decision(ctx: RunContext, plan: _Plan, decision: dict[str, Any]) -> None:
+    plan.approval = decision
     if not decision.get("approved"):
         plan.refusal = _refusal(
             plan,
@@ -181,6 +217,7 @@ def _apply_decision(ctx: RunContext, plan: _Plan, decision: dict[str, Any]) -> N
         plan.refusal = _refusal(plan, "invalid_arguments", exc.message)
         return
     recheck = ctx.gate.decide(ctx.principal, plan.tool, plan.args.model_dump(mode="json"))
+    plan.recheck = recheck
     if recheck.verdict is Verdict.DENY:
         plan.refusal = _refusal(plan, "denied", recheck.reason, policies=list(recheck.policies))
     plan.edited_by = decision.get("by") or "the approver"
@@ -231,12 +268,18 @@ def make_tools_node(step: ToolsStep) -> Node:
                         message=f"{p.tool.name} wants to run for {ctx.principal.display_name}",
                     )
                 )
+            for p, item in zip(waiting, items, strict=True):
+                record_request(ctx, item, step_no, p.decision)
             decisions = _ask(ctx, items)
             for p in waiting:
                 assert p.approval_id is not None
+                if p.approval_id in decisions:  # a crash may have lost its record: write it
+                    stored = ctx.store.get_approval(ctx.run_id, p.approval_id)
+                    record_decision(ctx.audit, stored, source="recovered by the tools node")
                 _apply_decision(ctx, p, decisions.get(p.approval_id, {"approved": False}))
         out: list[ToolMessage] = []
         for p in plans:
+            record_final(ctx, p, step_no, step.id)
             if p.refusal is not None:
                 out.append(
                     ToolMessage(
@@ -247,9 +290,18 @@ def make_tools_node(step: ToolsStep) -> Node:
                     )
                 )
                 continue
+            started = time.perf_counter()
             try:
-                result = _execute(ctx, p, step_no)
+                result, from_ledger = _execute(ctx, p, step_no)
             except Exception as exc:  # a failing tool is reported to the model, not fatal
+                ctx.audit.tool_result(
+                    step=step_no,
+                    node=step.id,
+                    call_id=p.call_id,
+                    tool=p.name,
+                    error=exc,
+                    latency_s=time.perf_counter() - started,
+                )
                 error = _refusal(p, "error", f"{type(exc).__name__}: {exc}")
                 out.append(
                     ToolMessage(
@@ -257,6 +309,15 @@ def make_tools_node(step: ToolsStep) -> Node:
                     )
                 )
                 continue
+            ctx.audit.tool_result(
+                step=step_no,
+                node=step.id,
+                call_id=p.call_id,
+                tool=p.name,
+                result=result,
+                from_ledger=from_ledger,
+                latency_s=time.perf_counter() - started,
+            )
             if p.edited_by is not None and p.args is not None:
                 # The model must know it did not get exactly what it asked for.
                 result = {
@@ -291,7 +352,10 @@ def make_approval_node(step: ApprovalStep) -> Node:
             reason=message,
             message=message,
         )
+        record_request(ctx, item, step_no, None)
         decision = _ask(ctx, [item])[item.approval_id]
+        stored = ctx.store.get_approval(ctx.run_id, item.approval_id)
+        record_decision(ctx.audit, stored, source="recovered by the approval node")
         update_vars: dict[str, Any] = dict(decision.get("args") or {})
         update_vars[step.id] = "approved" if decision.get("approved") else "rejected"
         return {"vars": update_vars}

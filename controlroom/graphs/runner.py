@@ -5,6 +5,10 @@ strict msgpack) and run metadata, approvals and the effect ledger in the project
 Whichever process holds a run's lock executes it; everything it needs is rebuilt from the
 project folder, so a run started by the CLI can be approved and finished by the SDK, and
 the reverse.
+
+Every run also gets a signed, hash-chained audit log (:mod:`controlroom.audit`): the runner
+records the start, each decision made here, and where the run stopped, signing the log
+whenever this process stops driving the run; the nodes record the steps in between.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from langgraph.types import Command, StateSnapshot
 from pydantic import BaseModel, Field
 
 from controlroom.agents.models import resolve_model
+from controlroom.audit.recorder import RunAudit
+from controlroom.audit.replay import ReplayReport
 from controlroom.config import Settings
 from controlroom.errors import (
     ApprovalDecidedError,
@@ -31,6 +37,7 @@ from controlroom.errors import (
     ToolError,
     UnknownToolError,
 )
+from controlroom.graphs.audit_hooks import AuditFactory, record_decision, record_stop
 from controlroom.graphs.compile import to_state_graph
 from controlroom.graphs.locks import is_locked, run_lock
 from controlroom.graphs.nodes import decision_payload
@@ -69,6 +76,14 @@ class RunResult(BaseModel):
         return self.run.output
 
 
+def _answered(graph_input: Any) -> list[str]:
+    """The approval ids a resume command answers (for the audit's run.resume record)."""
+    resume = graph_input.resume if isinstance(graph_input, Command) else None
+    if not isinstance(resume, dict):
+        return []
+    return [aid for answers in resume.values() if isinstance(answers, dict) for aid in answers]
+
+
 def strict_serializer() -> JsonPlusSerializer:
     """Checkpoint serializer that only revives LangGraph's allow-listed safe types."""
     return JsonPlusSerializer(allowed_msgpack_modules=None)
@@ -103,8 +118,10 @@ class Runner:
         self._models: dict[str, BaseChatModel] = dict(models or {})
         self._graphs: dict[str, CompiledGraph] = {}
         self._known: dict[str, Workflow] = {}
+        self._audits = AuditFactory(settings)
 
     def close(self) -> None:
+        self._audits.close()
         self.store.close()
         self._conn.close()
 
@@ -184,6 +201,26 @@ class Runner:
     def messages(self, run_id: str) -> list[AnyMessage]:
         return list(self.state(run_id).get("messages") or [])
 
+    def audit(self, run_id: str) -> RunAudit:
+        """The run's audit recorder (``RunAudit.disabled()`` when auditing is off)."""
+        return self._audits.for_run(self.store.get_run(run_id).run_id)
+
+    def replay(
+        self,
+        run_id: str,
+        *,
+        workflow: str | Path | Workflow | None = None,
+        unverified: bool = False,
+    ) -> ReplayReport:
+        """Re-execute a recorded run from its audit log, with no model and no tool effects,
+        and compare every decision and tool call with the record (see
+        :func:`controlroom.graphs.replay.replay_run`)."""
+        from controlroom.graphs.replay import replay_run
+
+        record = self.store.get_run(run_id)
+        known = self._known.get(record.workflow_hash)
+        return replay_run(self, record.run_id, workflow=workflow or known, unverified=unverified)
+
     # executing ---------------------------------------------------------------------
     def start(
         self,
@@ -201,6 +238,7 @@ class Runner:
         model_spec = model or wf.spec.model or self.settings.model
         self._model_getter(wf)(model_spec)  # a missing model fails before the run exists
         run_id = "r" + uuid.uuid4().hex[:11]
+        audit = self._audits.for_run(run_id, wf)  # a bad audit key fails before the run exists
         stamp = now()
         self.store.insert_run(
             RunRecord(
@@ -216,6 +254,13 @@ class Runner:
                 created_at=stamp,
                 updated_at=stamp,
             )
+        )
+        audit.run_started(
+            principal=principal,
+            model_spec=model_spec,
+            approve_mode=approve,
+            input_text=input,
+            config=self._audits.config(),
         )
         first: RunState = {
             "input": input,
@@ -293,7 +338,7 @@ class Runner:
                     f"The edited arguments for {tool.name} are denied by policy "
                     f"({verdict.reason}); nothing was recorded. Edit them again or reject."
                 )
-        self.store.decide(
+        decided = self.store.decide(
             record.run_id,
             approval_id,
             approved=True,
@@ -301,6 +346,7 @@ class Runner:
             edited_args=args,
             reason=reason,
         )
+        self._record_decision(record, decided)
         return self._after_decision(record.run_id, resume)
 
     def reject(
@@ -313,7 +359,10 @@ class Runner:
         item = self.store.get_approval(record.run_id, approval_id)
         approver = self.principal(by)
         self._ensure_pending(item)
-        self.store.decide(record.run_id, approval_id, approved=False, by=approver.id, reason=reason)
+        decided = self.store.decide(
+            record.run_id, approval_id, approved=False, by=approver.id, reason=reason
+        )
+        self._record_decision(record, decided)
         return self._after_decision(record.run_id, resume)
 
     # internals ---------------------------------------------------------------------
@@ -324,6 +373,17 @@ class Runner:
                 f"Approval {item.approval_id} of run {item.run_id} was already "
                 f"{item.status.value} by {item.decided_by} at {item.decided_at}."
             )
+
+    def _record_decision(self, record: RunRecord, item: Approval) -> None:
+        """Record a person's decision (synced), and sign: this process may stop here."""
+        try:  # the workflow's tools name secrets to keep out of the record
+            wf: Workflow | None = self._workflow_for(record, None, allow_changed=True)
+        except ControlroomError:
+            wf = None
+        audit = self._audits.for_run(item.run_id, wf)
+        record_decision(audit, item, source="decision")
+        audit.checkpoint("decision")
+        audit.close()
 
     def _after_decision(self, run_id: str, resume: bool) -> RunResult:
         if resume and not self.store.list_approvals(run_id=run_id):
@@ -365,8 +425,11 @@ class Runner:
         fresh: bool = False,
     ) -> RunResult:
         record = self.store.get_run(run_id)
+        audit = self._audits.for_run(run_id, wf)
         if not fresh:  # a new run was inserted as running already
             self.store.update_run(run_id, status=RunStatus.RUNNING, error=None)
+            answered = _answered(graph_input)
+            audit.run_resumed(step_mode=step, answered=answered)
         ctx = RunContext(
             run_id=run_id,
             principal=principal,
@@ -377,6 +440,7 @@ class Runner:
             approve_mode=record.approve_mode,  # type: ignore[arg-type]
             home=self.settings.home,
             store=self.store,
+            audit=audit,
         )
         graph = self._graph(wf)
         config = self._config(run_id)
@@ -394,15 +458,30 @@ class Runner:
             return self._fail(run_id, graph, f"{type(exc).__name__}: {exc}")
         except BaseException:
             self.store.update_run(run_id, status=RunStatus.INTERRUPTED)
+            record_stop(audit, "interrupted", output=None, error=None, next_steps=[], pending=[])
             raise
-        return self._settle(run_id, graph.get_state(config))
+        return self._stopped(audit, self._settle(run_id, graph.get_state(config)))
+
+    @staticmethod
+    def _stopped(audit: RunAudit, result: RunResult) -> RunResult:
+        run = result.run
+        record_stop(
+            audit,
+            run.status.value,
+            output=run.output,
+            error=run.error,
+            next_steps=run.next_steps,
+            pending=[a.approval_id for a in result.pending],
+        )
+        return result
 
     def _fail(self, run_id: str, graph: CompiledGraph, error: str) -> RunResult:
         snapshot = graph.get_state(self._config(run_id))
         self.store.update_run(
             run_id, status=RunStatus.FAILED, error=error, next_steps=list(snapshot.next)
         )
-        return RunResult(run=self.get_run(run_id), pending=[])
+        audit = self._audits.for_run(run_id)
+        return self._stopped(audit, RunResult(run=self.get_run(run_id), pending=[]))
 
     def _settle(self, run_id: str, snapshot: StateSnapshot) -> RunResult:
         if snapshot.interrupts:

@@ -11,6 +11,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage
 from langgraph.graph.message import add_messages
 
+from controlroom.audit.recorder import RunAudit
 from controlroom.graphs.store import Store
 from controlroom.identity import Principal
 from controlroom.tools.gate import Gate
@@ -50,6 +51,7 @@ class RunContext:
     home: Path
     store: Store
     extra: dict[str, Any] = field(default_factory=dict)
+    audit: RunAudit = field(default_factory=RunAudit.disabled)  # the run's audit log
 
 
 def last_ai_message(state: RunState) -> AIMessage | None:

@@ -9,6 +9,8 @@ import controlroom
 
 EXPECTED = {
     "Approval",
+    "AuditError",
+    "AuditKeyError",
     "ApprovalDecidedError",
     "ApprovalError",
     "ApprovalNotFoundError",
@@ -28,7 +30,11 @@ EXPECTED = {
     "IdentityError",
     "ModelStep",
     "ModelUnavailableError",
+    "PolicyError",
+    "PolicyGate",
     "Principal",
+    "ReplayError",
+    "ReplayReport",
     "RunBusyError",
     "RunError",
     "RunNotFoundError",
@@ -44,18 +50,22 @@ EXPECTED = {
     "ToolArgumentsError",
     "ToolContext",
     "ToolError",
+    "ToolExecutionError",
     "ToolsStep",
     "UnknownToolError",
     "UnknownUserError",
     "Verdict",
+    "VerifyReport",
     "Workflow",
     "WorkflowDefinitionError",
     "WorkflowError",
     "WorkflowFileError",
     "WorkflowSpec",
     "__version__",
+    "from_langchain_tool",
     "load_workflow",
     "tool",
+    "verify_log",
 }
 
 

@@ -25,7 +25,13 @@ def completion(text: str) -> httpx.Response:
             "object": "chat.completion",
             "created": 0,
             "model": "fake",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
             "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
         },
     )
@@ -47,7 +53,9 @@ class Server:
         if what == "down":
             raise httpx.ConnectError("connection refused", request=request)
         if what is not None:
-            return httpx.Response(int(what), json={"error": {"message": f"status {what}", "type": "x"}})
+            return httpx.Response(
+                int(what), json={"error": {"message": f"status {what}", "type": "x"}}
+            )
         return completion(self.text)
 
 
@@ -83,7 +91,9 @@ def test_non_transient_errors_are_never_retried(status: str) -> None:
 def test_budget_is_bounded_then_the_fallback_answers() -> None:
     down = Server(lambda n: "down")
     backup = Server(lambda n: None, text="from backup")
-    model = ResilientChatModel(chain=[chat(down), chat(backup)], names=["primary", "backup"], policy=FAST)
+    model = ResilientChatModel(
+        chain=[chat(down), chat(backup)], names=["primary", "backup"], policy=FAST
+    )
     reply = model.invoke([HumanMessage("hi")])
     assert reply.content == "from backup"
     assert down.requests == FAST.attempts
@@ -93,7 +103,9 @@ def test_budget_is_bounded_then_the_fallback_answers() -> None:
 
 def test_all_down_is_one_clear_error() -> None:
     model = ResilientChatModel(
-        chain=[chat(Server(lambda n: "503")), chat(Server(lambda n: "down"))], names=["a", "b"], policy=FAST
+        chain=[chat(Server(lambda n: "503")), chat(Server(lambda n: "down"))],
+        names=["a", "b"],
+        policy=FAST,
     )
     with pytest.raises(ModelCallError, match=r"No model of the chain answered: a: 6 attempts"):
         model.invoke([HumanMessage("hi")])

@@ -1,0 +1,309 @@
+"""What a run records: one method per event, called by the runner and the graph nodes.
+
+:class:`RunAudit` turns runtime objects (messages, gate decisions, tool results) into
+records with OpenTelemetry GenAI field names, passes every value through the run's
+:class:`~controlroom.audit.redact.Redactor` (secrets out, redaction mode applied) and
+appends them to the run's :class:`~controlroom.audit.log.AuditLog`. A disabled instance
+(``RunAudit.disabled()``) records nothing, so callers never test for ``None``.
+
+Write-ahead: :meth:`tool_decision` for a call that will execute, :meth:`approval_requested`
+and :meth:`approval_decided` are synced to disk before they return; the tools node calls
+them before the tool function runs. :meth:`approval_decided` is recorded once per approval
+id: the process that decides writes it, and the tools node writes it (marked
+``recovered``) only if a crash lost it between the decision and its record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+
+from controlroom.audit.canonical import jsonable
+from controlroom.audit.log import AuditLog
+from controlroom.audit.messages import (
+    finish_reason,
+    input_digest,
+    output_digest,
+    output_parts,
+)
+from controlroom.audit.records import STATUS, Kind
+from controlroom.audit.redact import Redactor
+from controlroom.audit.tool_records import (
+    ToolRecords,
+    args_diff,
+    compact,
+    content_text,
+    policy_set_hash,
+)
+from controlroom.identity import Principal
+
+__all__ = [
+    "RunAudit",
+    "ToolRecords",
+    "WorkflowInfo",
+    "args_diff",
+    "content_text",
+    "policy_set_hash",
+]
+
+_PARAMS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_tokens",
+    "seed",
+    "frequency_penalty",
+    "presence_penalty",
+    "stop",
+)
+_STOP_KINDS = {"waiting": Kind.RUN_WAIT, "paused": Kind.RUN_PAUSE, "interrupted": Kind.RUN_PAUSE}
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    name: str
+    version: str
+    digest: str
+    ref: str = ""
+
+
+def _split_spec(spec: str) -> tuple[str, str]:
+    provider, _, rest = spec.partition(":")
+    return (provider, rest) if rest else ("unknown", spec)
+
+
+class RunAudit(ToolRecords):
+    """Records the events of one run into its audit log."""
+
+    def __init__(
+        self,
+        log: AuditLog | None,
+        redactor: Redactor | None = None,
+        workflow: WorkflowInfo | None = None,
+    ) -> None:
+        self.log = log
+        self.redactor = redactor or Redactor()
+        self.workflow = workflow
+
+    @classmethod
+    def disabled(cls) -> RunAudit:
+        return cls(None)
+
+    @property
+    def enabled(self) -> bool:
+        return self.log is not None
+
+    def _append(
+        self, fields: dict[str, Any], *, durable: bool = False, once: bool = False
+    ) -> dict[str, Any] | None:
+        if self.log is None:
+            return None
+        record = self.redactor.scrub_strings(jsonable(compact(fields)))
+        return self.log.append(record, durable=durable, once=once)
+
+    def checkpoint(self, reason: str) -> None:
+        if self.log is not None:
+            self.log.checkpoint(reason)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+    # run lifecycle -----------------------------------------------------------------
+    def run_started(
+        self,
+        *,
+        principal: Principal,
+        model_spec: str,
+        approve_mode: str,
+        input_text: str,
+        config: dict[str, Any],
+    ) -> None:
+        wf = self.workflow
+        provider, model = _split_spec(model_spec)
+        key_id = self.log.signer.key_id if self.log and self.log.signer else None
+        self._append(
+            {
+                "kind": Kind.RUN_START,
+                "gen_ai.operation.name": "invoke_workflow",
+                "user.id": principal.id,
+                "controlroom.principal": self.redactor.scrub(principal.model_dump(mode="json")),
+                "controlroom.workflow": (
+                    {"name": wf.name, "version": wf.version, "digest": wf.digest, "ref": wf.ref}
+                    if wf
+                    else None
+                ),
+                "gen_ai.provider.name": provider,
+                "gen_ai.request.model": model,
+                "controlroom.model.spec": model_spec,
+                "controlroom.approve_mode": approve_mode,
+                "gen_ai.input.messages": [
+                    {
+                        "role": "user",
+                        "parts": [{"type": "text", "content": self.redactor.text(input_text)}],
+                    }
+                ],
+                "controlroom.input.sha256": self.redactor.digest(input_text),
+                "controlroom.config": self.redactor.scrub(config),
+                "controlroom.audit.key_id": key_id,
+            },
+            durable=True,
+        )
+
+    def run_resumed(self, *, step_mode: bool, answered: Sequence[str] = ()) -> None:
+        self._append(
+            {
+                "kind": Kind.RUN_RESUME,
+                "controlroom.step_mode": step_mode,
+                "controlroom.approval.answered": list(answered) or None,
+            }
+        )
+
+    def run_stopped(
+        self,
+        status: str,
+        *,
+        output: str | None = None,
+        error: str | None = None,
+        next_steps: Sequence[str] = (),
+        pending: Sequence[str] = (),
+    ) -> None:
+        """Record where the run stopped, and sign the log up to here."""
+        if self.log is None:
+            return
+        if error:
+            self.error(error, node=",".join(next_steps) or None)
+        self._append(
+            {
+                "kind": _STOP_KINDS.get(status, Kind.RUN_END),
+                STATUS: status,
+                "gen_ai.output.messages": (
+                    [
+                        {
+                            "role": "assistant",
+                            "parts": [{"type": "text", "content": self.redactor.text(output)}],
+                        }
+                    ]
+                    if output is not None
+                    else None
+                ),
+                "controlroom.output.sha256": (
+                    self.redactor.digest(output) if output is not None else None
+                ),
+                "controlroom.error.message": self.redactor.scrub_text(error) if error else None,
+                "controlroom.next_steps": list(next_steps) or None,
+                "controlroom.approval.pending": list(pending) or None,
+            }
+        )
+        self.log.checkpoint(status)
+
+    def error(
+        self,
+        message: str,
+        *,
+        error_type: str | None = None,
+        step: int | None = None,
+        node: str | None = None,
+    ) -> None:
+        self._append(
+            {
+                "kind": Kind.ERROR,
+                "step": step,
+                "node": node,
+                "error.type": error_type,
+                "controlroom.error.message": self.redactor.scrub_text(message),
+            }
+        )
+
+    # steps -------------------------------------------------------------------------
+    def model_call(
+        self,
+        *,
+        step: int,
+        node: str,
+        spec: str,
+        model: BaseChatModel,
+        messages: Sequence[BaseMessage],
+        tools: Sequence[str],
+        reply: AIMessage,
+        latency_s: float,
+    ) -> None:
+        if self.log is None:
+            return
+        r = self.redactor
+        provider, model_name = _split_spec(spec)
+        wf = self.workflow
+        system = messages[0].text if messages and isinstance(messages[0], SystemMessage) else None
+        usage: dict[str, Any] = dict(reply.usage_metadata or {})
+        params = {
+            f"gen_ai.request.{name}": value
+            for name in _PARAMS
+            if isinstance(value := getattr(model, name, None), int | float | str | list)
+            and not isinstance(value, bool)
+        }
+        self._append(
+            {
+                "kind": Kind.MODEL_CALL,
+                "step": step,
+                "node": node,
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": provider,
+                "gen_ai.request.model": model_name,
+                "controlroom.model.spec": spec,
+                "controlroom.prompt.id": f"{wf.name}/{node}" if wf else node,
+                "controlroom.prompt.version": wf.version if wf else None,
+                "gen_ai.system_instructions": (
+                    [{"type": "text", "content": r.text(system)}] if system is not None else None
+                ),
+                "controlroom.input.messages": len(messages),
+                "controlroom.input.sha256": input_digest(messages, tools, r),
+                "controlroom.tools.offered": list(tools),
+                **params,
+                "gen_ai.output.messages": [
+                    {
+                        "role": "assistant",
+                        "parts": output_parts(reply, r),
+                        "finish_reason": finish_reason(reply),
+                    }
+                ],
+                "controlroom.output.content_blocks": (
+                    r.data(reply.content) if isinstance(reply.content, list) else None
+                ),
+                "controlroom.output.sha256": output_digest(reply, r),
+                "gen_ai.response.id": reply.id,
+                "gen_ai.response.model": reply.response_metadata.get("model_name"),
+                "gen_ai.response.finish_reasons": [fr] if (fr := finish_reason(reply)) else None,
+                "gen_ai.usage.input_tokens": usage.get("input_tokens"),
+                "gen_ai.usage.output_tokens": usage.get("output_tokens"),
+                "controlroom.latency_ms": round(latency_s * 1000, 3),
+            }
+        )
+
+    def retrieval(
+        self,
+        *,
+        step: int,
+        node: str,
+        query: str,
+        chunks: Sequence[dict[str, Any]],
+        source: str | None = None,
+    ) -> None:
+        """Chunks retrieved for the model: ids, labels and scores (texts are not copied)."""
+        self._append(
+            {
+                "kind": Kind.RETRIEVAL,
+                "step": step,
+                "node": node,
+                "gen_ai.operation.name": "retrieval",
+                "gen_ai.data_source.id": source,
+                "controlroom.retrieval.query": self.redactor.text(query),
+                "controlroom.retrieval.chunks": [
+                    compact({"id": c.get("id"), "labels": c.get("labels"), "score": c.get("score")})
+                    for c in chunks
+                ],
+            }
+        )

@@ -1,0 +1,175 @@
+"""What the graph nodes tell the run's audit log, kept out of the node code.
+
+See :mod:`controlroom.audit.recorder` for the records and their write-ahead rules.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel
+
+from controlroom.audit.keys import Signer, load_or_create_signer
+from controlroom.audit.log import AuditLog, log_path
+from controlroom.audit.recorder import RunAudit, WorkflowInfo, policy_set_hash
+from controlroom.audit.redact import Redactor, secrets_of_tool
+from controlroom.config import Settings
+from controlroom.errors import ControlroomError
+from controlroom.graphs.state import RunContext
+from controlroom.graphs.store import Approval, ApprovalStatus
+
+if TYPE_CHECKING:
+    from controlroom.graphs.workflow import Workflow
+from controlroom.tools.gate import Decision
+from controlroom.tools.spec import Tool
+
+
+class PlannedCall(Protocol):
+    """What the tools node knows about one call when its decision is final."""
+
+    call_id: str
+    name: str
+    raw_args: dict[str, Any]
+    tool: Tool | None
+    args: BaseModel | None
+    decision: Decision | None
+    recheck: Decision | None
+    refusal: dict[str, Any] | None
+    approval_id: str | None
+    approval: dict[str, Any] | None
+
+
+def record_decision(audit: RunAudit, item: Approval, *, source: str) -> None:
+    """Record a decided approval (once per approval id: a repeat is a no-op)."""
+    audit.approval_decided(
+        approval_id=item.approval_id,
+        approved=item.status is ApprovalStatus.APPROVED,
+        by=item.decided_by,
+        args=item.args,
+        edited_args=item.edited_args,
+        reason=item.decision_reason,
+        decided_at=item.decided_at,
+        tool=item.tool,
+        call_id=item.call_id,
+        source=source,
+    )
+
+
+def record_request(ctx: RunContext, item: Approval, step_no: int, gate: Decision | None) -> None:
+    """Record a pending approval (synced; once per approval id) before the run pauses."""
+    ctx.audit.approval_requested(
+        step=step_no,
+        node=item.step,
+        approval_id=item.approval_id,
+        kind=item.kind,
+        tool=item.tool,
+        call_id=item.call_id,
+        args=item.args if item.kind == "tool_call" else None,
+        effect=item.effect,
+        gate=gate,
+        policy_hash=policy_set_hash(ctx.gate),
+        message=item.message if item.kind == "checkpoint" else "",
+    )
+
+
+def _allowed_because(plan: PlannedCall, gate: Decision | None) -> str:
+    if plan.approval is not None:
+        edited = " with edited arguments" if plan.recheck is not None else ""
+        return f"approved by {plan.approval.get('by') or 'the approver'}{edited}"
+    return gate.reason if gate else ""
+
+
+def record_final(ctx: RunContext, plan: PlannedCall, step_no: int, node: str) -> None:
+    """The final decision for one call: allowed (synced before it runs) or refused."""
+    refusal = plan.refusal or {}
+    gate = plan.recheck or plan.decision
+    args = plan.args.model_dump(mode="json") if plan.args is not None else plan.raw_args
+    approval = None
+    if plan.approval is not None:
+        approval = "approved" if plan.approval.get("approved") else "rejected"
+    ctx.audit.tool_decision(
+        step=step_no,
+        node=node,
+        call_id=plan.call_id,
+        tool=plan.name,
+        args=args,
+        allowed=plan.refusal is None,
+        reason=str(refusal.get("reason") or _allowed_because(plan, gate)),
+        status=refusal.get("status"),
+        effect=plan.tool.effect.value if plan.tool is not None else None,
+        gate=gate,
+        policy_hash=policy_set_hash(ctx.gate),
+        approval_id=plan.approval_id,
+        approval=approval,
+        recheck=plan.recheck is not None,
+    )
+
+
+class AuditFactory:
+    """Opens the audit of each run for a runner: its signing key, redaction, secrets."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._signer: Signer | None = None
+        self._base: Redactor | None = None
+        self._open: dict[str, RunAudit] = {}
+
+    def for_run(self, run_id: str, workflow: Workflow | None = None) -> RunAudit:
+        """The run's audit (cached); with a workflow, its tools' secrets are added."""
+        s = self.settings
+        if not s.audit:
+            return RunAudit.disabled()
+        audit = self._open.get(run_id)
+        if audit is None:
+            if self._signer is None:
+                self._signer = load_or_create_signer(s.keys_path, s.audit_key)
+            if self._base is None:
+                self._base = Redactor.from_environment(s.audit_redaction, s.audit_secrets)
+            log = AuditLog(
+                log_path(s.audit_path, run_id),
+                run_id,
+                signer=self._signer,
+                fsync=s.audit_fsync,
+                checkpoint_every=s.audit_checkpoint_every,
+            )
+            audit = self._open[run_id] = RunAudit(log, self._base.copy())
+        if workflow is not None and audit.workflow is None:
+            audit.workflow = WorkflowInfo(
+                workflow.name, workflow.spec.version, workflow.digest, workflow.ref
+            )
+            for tool in workflow.tools.values():
+                audit.redactor.add_secrets(secrets_of_tool(tool))
+        return audit
+
+    def config(self) -> dict[str, Any]:
+        """The settings a run start records (nothing secret, no paths)."""
+        s = self.settings
+        return {
+            "audit.redaction": s.audit_redaction,
+            "audit.fsync": s.audit_fsync,
+            "audit.checkpoint_every": s.audit_checkpoint_every,
+        }
+
+    def close(self) -> None:
+        for audit in self._open.values():
+            audit.close()
+
+
+def record_stop(
+    audit: RunAudit,
+    status: str,
+    *,
+    output: str | None,
+    error: str | None,
+    next_steps: list[str],
+    pending: list[str],
+) -> None:
+    """Record where a run stopped and sign the log; a failure here never hides the run's."""
+    try:
+        audit.run_stopped(
+            status, output=output, error=error, next_steps=next_steps, pending=pending
+        )
+    except (ControlroomError, OSError):
+        return
+    finally:
+        audit.close()
