@@ -7,6 +7,11 @@ per-run audit logs (``audit/``) and the key that signs them (``keys/``).
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
@@ -68,3 +73,31 @@ class Settings(BaseSettings):
     @property
     def keys_path(self) -> Path:
         return self.home / "keys"
+
+
+_ACTIVE_HOME: ContextVar[Path | None] = ContextVar("controlroom_active_home", default=None)
+
+
+@contextmanager
+def using_home(home: Path) -> Iterator[None]:
+    """Make ``home`` the project folder that code without a Settings object sees.
+
+    The runner sets it while it drives a run, so a tool or a policy lookup that needs the
+    project folder (the tool pack's database, for one) finds the run's folder even when
+    it was given as ``Runner(home=...)`` rather than through CONTROLROOM_HOME.
+    """
+    token = _ACTIVE_HOME.set(home)
+    try:
+        yield
+    finally:
+        _ACTIVE_HOME.reset(token)
+
+
+def active_home() -> Path:
+    """The project folder of the run being driven, else the configured one."""
+    return _ACTIVE_HOME.get() or _configured_home(os.environ.get("CONTROLROOM_HOME"), os.getcwd())
+
+
+@functools.lru_cache(maxsize=16)
+def _configured_home(env: str | None, cwd: str) -> Path:
+    return Settings().home.absolute()

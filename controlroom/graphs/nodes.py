@@ -143,13 +143,19 @@ def _plan_call(
 
 
 def _ask(ctx: RunContext, items: list[Approval]) -> dict[str, dict[str, Any]]:
-    """Record pending items and pause until a person decides them (or decide per mode)."""
+    """Record pending items and pause until a person decides them (or decide per mode).
+
+    ``--approve all`` never stands in for an approval rule that names who must approve
+    (``approvers``): those items wait for such a person like in ``ask`` mode.
+    """
     ctx.store.add_approvals(items)
-    if ctx.approve_mode == "ask":
-        answer = interrupt({"approvals": [item.approval_id for item in items]})
-        return cast(dict[str, dict[str, Any]], answer)
+    automatic = [
+        item
+        for item in items
+        if ctx.approve_mode == "none" or (ctx.approve_mode == "all" and not item.approvers)
+    ]
     decisions: dict[str, dict[str, Any]] = {}
-    for item in items:
+    for item in automatic:
         current = ctx.store.get_approval(ctx.run_id, item.approval_id)
         if current.status is ApprovalStatus.PENDING:
             current = ctx.store.decide(
@@ -161,7 +167,31 @@ def _ask(ctx: RunContext, items: list[Approval]) -> dict[str, dict[str, Any]]:
             )
             record_decision(ctx.audit, current, source=f"--approve {ctx.approve_mode}")
         decisions[item.approval_id] = decision_payload(current)
+    for_people = [item.approval_id for item in items if item not in automatic]
+    if for_people:
+        answer = interrupt({"approvals": for_people})
+        decisions.update(cast(dict[str, dict[str, Any]], answer))
     return decisions
+
+
+MAX_INVALID_ROUNDS = 3
+
+
+def _invalid_rounds(messages: list[Any]) -> int:
+    """How many tool rounds in a row, ending now, had a call with invalid arguments."""
+    rounds = 0
+    invalid = False
+    for message in reversed(messages):
+        if isinstance(message, ToolMessage):
+            invalid = invalid or '"status": "invalid_arguments"' in str(message.content)
+        elif isinstance(message, AIMessage) and message.tool_calls:
+            if not invalid:
+                break
+            rounds += 1
+            invalid = False
+        else:
+            break
+    return rounds
 
 
 def decision_payload(item: Approval) -> dict[str, Any]:
@@ -242,10 +272,27 @@ def make_tools_node(step: ToolsStep) -> Node:
         plans = [
             _plan_call(ctx, allowed, call, i, step_no) for i, call in enumerate(last.tool_calls)
         ]
+        invalid = any(p.refusal and p.refusal["status"] == "invalid_arguments" for p in plans)
+        if invalid and _invalid_rounds(messages[:-1]) + 1 >= MAX_INVALID_ROUNDS:
+            problems = "; ".join(
+                p.refusal["reason"]
+                for p in plans
+                if p.refusal and p.refusal["status"] == "invalid_arguments"
+            )
+            raise ToolArgumentsError(
+                f"The model sent tool arguments that do not match the tools' schemas "
+                f"{MAX_INVALID_ROUNDS} rounds in a row, so the run stopped instead of "
+                f"looping (last: {problems}). Try a stronger model or a clearer prompt."
+            )
+        # A decision a person already recorded for a call wins over today's verdict: a
+        # rejected call stays rejected even if the gate would now allow it.
+        recorded = ctx.store.approvals_of_step(ctx.run_id, step_no)
         waiting = [
             p
             for p in plans
-            if p.refusal is None and p.decision and p.decision.verdict is Verdict.APPROVE
+            if p.refusal is None
+            and p.decision
+            and (p.decision.verdict is Verdict.APPROVE or p.call_id in recorded)
         ]
         if waiting:
             items = []
@@ -266,6 +313,8 @@ def make_tools_node(step: ToolsStep) -> Node:
                         effect=p.tool.effect.value,
                         reason=p.decision.reason,
                         message=f"{p.tool.name} wants to run for {ctx.principal.display_name}",
+                        approvers=list(p.decision.approvers),
+                        policies=list(p.decision.policies),
                     )
                 )
             for p, item in zip(waiting, items, strict=True):

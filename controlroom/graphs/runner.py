@@ -29,9 +29,10 @@ from pydantic import BaseModel, Field
 from controlroom.agents.models import resolve_model
 from controlroom.audit.recorder import RunAudit
 from controlroom.audit.replay import ReplayReport
-from controlroom.config import Settings
+from controlroom.config import Settings, using_home
 from controlroom.errors import (
     ApprovalDecidedError,
+    ApprovalError,
     ControlroomError,
     RunStateError,
     ToolError,
@@ -52,7 +53,8 @@ from controlroom.graphs.store import (
 )
 from controlroom.graphs.workflow import PYTHON_OBJECT, Workflow, load_workflow
 from controlroom.identity import Directory, Principal
-from controlroom.tools.gate import DeclaredGate, Gate, Verdict
+from controlroom.tools.gate import Decision, DeclaredGate, Gate, Verdict
+from controlroom.tools.policy import may_approve, project_gate
 
 CompiledGraph = CompiledStateGraph[RunState, RunContext, RunState, RunState]
 
@@ -114,7 +116,9 @@ class Runner:
         self.checkpointer = SqliteSaver(self._conn, serde=strict_serializer())
         self.checkpointer.setup()
         self._directory = directory
-        self.gate: Gate = gate or DeclaredGate()
+        # The gate of workflows that name no policies: the caller's, else the project's
+        # default policies (<home>/policies), else the tools' declared behaviour.
+        self.gate: Gate = gate or project_gate(settings.home) or DeclaredGate()
         self._models: dict[str, BaseChatModel] = dict(models or {})
         self._graphs: dict[str, CompiledGraph] = {}
         self._known: dict[str, Workflow] = {}
@@ -324,6 +328,13 @@ class Runner:
         item = self.store.get_approval(record.run_id, approval_id)
         approver = self.principal(by)
         self._ensure_pending(item)
+        requester = self.principal(record.user_id)
+        needs = Decision(
+            verdict=Verdict.APPROVE,
+            reason=item.reason,
+            policies=tuple(item.policies),
+            approvers=tuple(item.approvers),
+        )
         if args is not None and item.kind == "tool_call":
             wf = self._workflow_for(record, None, allow_changed=False)
             tool = wf.tools.get(item.tool or "")
@@ -332,12 +343,16 @@ class Runner:
             checked = tool.validate_args(args)
             args = checked.model_dump(mode="json")
             gate = wf.gate or self.gate
-            verdict = gate.decide(self.principal(record.user_id), tool, args)
+            with using_home(self.settings.home):
+                verdict = gate.decide(requester, tool, args)
             if verdict.verdict is Verdict.DENY:
                 raise ToolError(
                     f"The edited arguments for {tool.name} are denied by policy "
                     f"({verdict.reason}); nothing was recorded. Edit them again or reject."
                 )
+            if verdict.verdict is Verdict.APPROVE and verdict.approvers:
+                needs = verdict  # edits may call for a more senior approver
+        self._ensure_may_decide(needs, approver, requester)
         decided = self.store.decide(
             record.run_id,
             approval_id,
@@ -359,6 +374,13 @@ class Runner:
         item = self.store.get_approval(record.run_id, approval_id)
         approver = self.principal(by)
         self._ensure_pending(item)
+        needs = Decision(
+            verdict=Verdict.APPROVE,
+            reason=item.reason,
+            policies=tuple(item.policies),
+            approvers=tuple(item.approvers),
+        )
+        self._ensure_may_decide(needs, approver, self.principal(record.user_id))
         decided = self.store.decide(
             record.run_id, approval_id, approved=False, by=approver.id, reason=reason
         )
@@ -366,6 +388,16 @@ class Runner:
         return self._after_decision(record.run_id, resume)
 
     # internals ---------------------------------------------------------------------
+    @staticmethod
+    def _ensure_may_decide(needs: Decision, approver: Principal, requester: Principal) -> None:
+        """Approval rules that name approver roles bind approvals and rejections alike."""
+        problem = may_approve(needs, approver, requester)
+        if problem is not None:
+            raise ApprovalError(
+                f"{problem}. Nothing was recorded; ask someone with that role to decide.",
+                title="Not allowed to decide",
+            )
+
     @staticmethod
     def _ensure_pending(item: Approval) -> None:
         if item.status is not ApprovalStatus.PENDING:
@@ -445,13 +477,14 @@ class Runner:
         graph = self._graph(wf)
         config = self._config(run_id)
         try:
-            graph.invoke(
-                graph_input,
-                config,
-                context=ctx,
-                durability="sync",
-                interrupt_after="*" if step else None,
-            )
+            with using_home(self.settings.home):
+                graph.invoke(
+                    graph_input,
+                    config,
+                    context=ctx,
+                    durability="sync",
+                    interrupt_after="*" if step else None,
+                )
         except ControlroomError as exc:
             return self._fail(run_id, graph, f"{exc.title}: {exc.message}")
         except Exception as exc:

@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS approvals (
     decided_at TEXT,
     edited_args TEXT,
     decision_reason TEXT,
+    approvers TEXT NOT NULL DEFAULT '[]',
+    policies TEXT NOT NULL DEFAULT '[]',
     created_at TEXT NOT NULL,
     PRIMARY KEY (run_id, approval_id)
 );
@@ -132,6 +134,8 @@ class Approval(BaseModel):
     decided_at: str | None = None
     edited_args: dict[str, Any] | None = None
     decision_reason: str | None = None
+    approvers: list[str] = Field(default_factory=list)  # roles one of which must decide
+    policies: list[str] = Field(default_factory=list)  # the rules that asked for approval
     created_at: str = Field(default_factory=now)
 
 
@@ -228,6 +232,8 @@ class Store:
             for item in items:
                 data = item.model_dump(mode="json")
                 data["args"] = json.dumps(data["args"])
+                data["approvers"] = json.dumps(data["approvers"])
+                data["policies"] = json.dumps(data["policies"])
                 data["edited_args"] = None
                 cols = ", ".join(data)
                 marks = ", ".join(f":{k}" for k in data)
@@ -238,6 +244,8 @@ class Store:
         data = dict(row)
         data["args"] = json.loads(data["args"])
         data["edited_args"] = json.loads(data["edited_args"]) if data["edited_args"] else None
+        data["approvers"] = json.loads(data["approvers"])
+        data["policies"] = json.loads(data["policies"])
         return Approval.model_validate(data)
 
     def get_approval(self, run_id: str, approval_id: str) -> Approval:
@@ -270,6 +278,16 @@ class Store:
         with self._lock:
             rows = self._conn.execute(query, params).fetchall()
         return [self._approval_from_row(r) for r in rows]
+
+    def approvals_of_step(self, run_id: str, step_no: int) -> dict[str, Approval]:
+        """Items already recorded for one LangGraph step of a run, by call id."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM approvals WHERE run_id = ? AND approval_id LIKE ?",
+                (run_id, f"a{step_no}-%"),
+            ).fetchall()
+        items = [self._approval_from_row(r) for r in rows]
+        return {i.call_id: i for i in items if i.call_id is not None}
 
     def decide(
         self,

@@ -12,7 +12,6 @@ result instead of repeating the effect, and a tool that raises leaves nothing wr
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sqlite3
@@ -22,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from controlroom.config import Settings
+from controlroom.config import active_home
 from controlroom.errors import ToolExecutionError
 from controlroom.tools.spec import ToolContext
 
@@ -76,13 +75,7 @@ def _location() -> str:
     explicit = os.environ.get(DB_ENV)
     if explicit:
         return explicit
-    return _default_location(os.environ.get("CONTROLROOM_HOME"), os.getcwd())
-
-
-@functools.lru_cache(maxsize=64)
-def _default_location(home_env: str | None, cwd: str) -> str:
-    """``<home>/enterprise.sqlite`` for this CONTROLROOM_HOME and working directory."""
-    return str((Settings().home / DB_NAME).absolute())
+    return str((active_home() / DB_NAME).absolute())
 
 
 def now() -> str:
