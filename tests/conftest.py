@@ -26,8 +26,14 @@ users:
 """
 
 
+# Tests play the example's script unless they name a model: the embedded default model
+# is exercised by the `model`-marked tests only.
+TEST_MODEL = f"scripted:{EXAMPLE / 'script.yaml'}"
+
+
 @pytest.fixture(autouse=True)
-def _no_network() -> Iterator[None]:
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("CONTROLROOM_MODEL", TEST_MODEL)
     with block_network():
         yield
 
@@ -39,7 +45,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     (home / "directory.yaml").write_text(DIRECTORY_YAML)
     monkeypatch.setenv("CONTROLROOM_HOME", str(home))
-    for var in ("CONTROLROOM_DIRECTORY", "CONTROLROOM_USER", "CONTROLROOM_MODEL"):
+    for var in ("CONTROLROOM_DIRECTORY", "CONTROLROOM_USER"):
         monkeypatch.delenv(var, raising=False)
     return home
 
@@ -47,4 +53,5 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def cli_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROLROOM_")}
     env["CONTROLROOM_HOME"] = str(home)
+    env["CONTROLROOM_MODEL"] = TEST_MODEL
     return env

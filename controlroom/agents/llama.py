@@ -10,6 +10,7 @@ generation is serialised because a llama.cpp context is not thread-safe.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import threading
@@ -40,6 +41,14 @@ from controlroom.errors import ModelUnavailableError
 _MODELS: dict[tuple[str, int, int], Any] = {}
 _LOAD_LOCK = threading.Lock()
 _GENERATE_LOCKS: dict[tuple[str, int, int], threading.Lock] = {}
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free llama.cpp models before interpreter teardown (their finalisers fail later)."""
+    while _MODELS:
+        _, llama = _MODELS.popitem()
+        llama.close()
 
 
 def load_llama(path: Path, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
@@ -130,6 +139,10 @@ def to_llama_messages(
                 for c in m.tool_calls
             ]
             out.append({"role": "assistant", "content": "\n".join(blocks)})
+        elif isinstance(m, AIMessage) and "model_calls" in m.response_metadata:
+            # The result of a reasoning step: shown as a note, not as the model's own
+            # words, which small models tend to repeat verbatim.
+            out.append({"role": "user", "content": f"(noted: {m.content})"})
         elif isinstance(m, AIMessage):
             out.append({"role": "assistant", "content": str(m.content)})
         elif isinstance(m, ToolMessage):
@@ -138,7 +151,17 @@ def to_llama_messages(
             )
         else:
             out.append({"role": "user", "content": str(m.content)})
-    return out
+    # Chat templates expect turns to alternate: consecutive turns of one role become one.
+    merged: list[dict[str, str]] = []
+    for turn in out:
+        if merged and merged[-1]["role"] == turn["role"] != "system":
+            merged[-1] = {
+                "role": turn["role"],
+                "content": f"{merged[-1]['content']}\n{turn['content']}",
+            }
+        else:
+            merged.append(turn)
+    return merged
 
 
 def parse_choice(text: str, tools: Sequence[dict[str, Any]]) -> AIMessage:
@@ -159,6 +182,10 @@ def parse_choice(text: str, tools: Sequence[dict[str, Any]]) -> AIMessage:
     if isinstance(data, dict) and "answer" in data:
         return AIMessage(content=str(data["answer"]))
     return AIMessage(content=text)
+
+
+def _after_tools(messages: Sequence[BaseMessage]) -> bool:
+    return any(isinstance(m, ToolMessage) for m in messages)
 
 
 def choice_name(tool_choice: Any) -> str | None:
@@ -222,6 +249,10 @@ class LlamaChatModel(BaseChatModel):
             if self.bound_tools
             else self.response_schema
         )
+        if schema is None and _after_tools(messages):
+            # No tools now, but the conversation used them: small models imitate the
+            # tool-call format, so the reply is held to a plain answer.
+            schema = choice_schema([], "none")
         if schema is not None:
             request["response_format"] = {"type": "json_object", "schema": schema}
         return request
@@ -241,9 +272,10 @@ class LlamaChatModel(BaseChatModel):
         with lock:
             response = llama.create_chat_completion(**self._request(messages, stop))
         text = response["choices"][0]["message"].get("content") or ""
-        message = (
-            parse_choice(text, self.bound_tools) if self.bound_tools else AIMessage(content=text)
-        )
+        if self.bound_tools or (self.response_schema is None and _after_tools(messages)):
+            message = parse_choice(text, self.bound_tools)
+        else:
+            message = AIMessage(content=text)
         usage = response.get("usage") or {}
         message.usage_metadata = {
             "input_tokens": int(usage.get("prompt_tokens", 0)),
@@ -265,7 +297,8 @@ class LlamaChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        if self.bound_tools:  # a tool choice is only meaningful once complete
+        if self.bound_tools or (self.response_schema is None and _after_tools(messages)):
+            # a constrained choice is only meaningful once complete
             result = self._generate(messages, stop, run_manager, **kwargs)
             final = result.generations[0].message
             yield ChatGenerationChunk(

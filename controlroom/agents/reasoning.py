@@ -15,7 +15,8 @@ validation stays on regardless, since servers differ in how strictly they follow
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -23,6 +24,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from controlroom.errors import ModelCallError
+
+ReplyHook = Callable[[list[BaseMessage], AIMessage, float], None]
 
 
 class Thought(BaseModel):
@@ -107,6 +110,7 @@ def structured(
     *,
     retries: int = 2,
     what: str = "reply",
+    on_reply: ReplyHook | None = None,
 ) -> Attempts:
     """Call ``model`` until its reply validates against ``schema_model`` (bounded)."""
     schema = schema_model.model_json_schema()
@@ -114,14 +118,22 @@ def structured(
         "Reply with one JSON object and nothing else, matching this JSON schema:\n"
         + json.dumps(schema, sort_keys=True)
     )
-    conversation: list[BaseMessage] = [*messages, SystemMessage(instruction)]
+    # The instruction joins the system prompt: chat templates expect one system message, first.
+    if messages and isinstance(messages[0], SystemMessage):
+        system = SystemMessage(f"{messages[0].content}\n\n{instruction}")
+        conversation: list[BaseMessage] = [system, *messages[1:]]
+    else:
+        conversation = [SystemMessage(instruction), *messages]
     runnable = constrain(model, schema)
     replies: list[AIMessage] = []
     problem = ""
     for _ in range(retries + 1):
+        started = time.perf_counter()
         raw = runnable.invoke(conversation)
         reply = raw if isinstance(raw, AIMessage) else AIMessage(content=str(raw.content))
         replies.append(reply)
+        if on_reply is not None:  # every attempt is a model call the audit must see
+            on_reply(list(conversation), reply, time.perf_counter() - started)
         try:
             return Attempts(value=_parse(str(reply.content), schema_model), replies=replies)
         except ValueError as exc:
@@ -138,9 +150,17 @@ def structured(
     )
 
 
-def think(model: BaseChatModel, messages: Sequence[BaseMessage], *, retries: int = 2) -> Attempts:
+def think(
+    model: BaseChatModel,
+    messages: Sequence[BaseMessage],
+    *,
+    retries: int = 2,
+    on_reply: ReplyHook | None = None,
+) -> Attempts:
     """Chain of thought with the reasoning separated from the result."""
-    return structured(model, messages, Thought, retries=retries, what="reasoning and result")
+    return structured(
+        model, messages, Thought, retries=retries, what="reasoning and result", on_reply=on_reply
+    )
 
 
 def choose(
@@ -149,8 +169,14 @@ def choose(
     options: Sequence[str],
     *,
     retries: int = 2,
+    on_reply: ReplyHook | None = None,
 ) -> Attempts:
     """A constrained choice: the value's ``choice`` is always one of ``options``."""
     return structured(
-        model, messages, choice_model(options), retries=retries, what="choice among the options"
+        model,
+        messages,
+        choice_model(options),
+        retries=retries,
+        what="choice among the options",
+        on_reply=on_reply,
     )

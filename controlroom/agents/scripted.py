@@ -271,7 +271,13 @@ class ScriptedChatModel(BaseChatModel):
         return ScriptError(f"{self.name_in_errors}: {problem}; {seen}. {fix}")
 
     def _play(self, messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]) -> AIMessage:
-        index = sum(1 for message in messages if isinstance(message, AIMessage))
+        # A message can stand for several model replies (a reasoning step that retried
+        # keeps one result message): it says so in response_metadata["model_calls"].
+        index = sum(
+            int(message.response_metadata.get("model_calls", 1))
+            for message in messages
+            if isinstance(message, AIMessage)
+        )
         last = next((m for m in reversed(messages) if not isinstance(m, AIMessage)), None)
         count = len(self.replies)
         if index >= count:

@@ -237,22 +237,28 @@ def show(
     run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id (a unique prefix works).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Show one run: status, conversation, pending approvals."""
+    """Show one run: status, conversation, reasoning, pending approvals."""
     runner = _runner()
     record = runner.get_run(run_id)
-    messages = runner.messages(record.run_id)
+    state = runner.state(record.run_id)
+    messages = list(state.get("messages") or [])
+    reasoning = dict(state.get("reasoning") or {})
     pending = runner.approvals(record.run_id)
     if as_json:
         payload = {
             "run": record.model_dump(mode="json"),
             "pending": [a.model_dump(mode="json") for a in pending],
             "messages": [m.model_dump(mode="json") for m in messages],
+            "vars": state.get("vars") or {},
+            "reasoning": reasoning,
         }
         print(json.dumps(payload, indent=2, default=str))
         return
     from controlroom.cli.render import print_result, timeline
 
     out.print(timeline(messages))
+    for step_id, text in reasoning.items():  # for supervisors; not shown to the end user
+        out.print(f"[bold]reasoning of {step_id}:[/] {text}", highlight=False)
     print_result(out, RunResult(run=record, pending=pending))
 
 

@@ -15,11 +15,14 @@ from controlroom.graphs.nodes import (
     make_tools_node,
     passthrough,
 )
+from controlroom.graphs.reasoning_nodes import make_choose_node, make_reason_node
 from controlroom.graphs.spec import (
     END,
     ApprovalStep,
     BranchStep,
+    ChooseStep,
     ModelStep,
+    ReasonStep,
     ToolsStep,
     WorkflowSpec,
 )
@@ -46,6 +49,24 @@ def _branch_router(step: BranchStep) -> Callable[[RunState], str]:
             if test(view):
                 return goto
         return default
+
+    route.__name__ = f"route_{step.id}"
+    return route
+
+
+def _choice_targets(step: ChooseStep, following: str | None) -> list[str]:
+    return sorted(
+        {_target(t, None) for t in step.routes.values()} | {_target(step.next, following)}
+    )
+
+
+def _choice_router(step: ChooseStep, following: str | None) -> Callable[[RunState], str]:
+    name = step.save_as or step.id
+    routes = {option: _target(goto, None) for option, goto in step.routes.items()}
+    default = _target(step.next, following)
+
+    def route(state: RunState) -> str:
+        return routes.get(str((state.get("vars") or {}).get(name)), default)
 
     route.__name__ = f"route_{step.id}"
     return route
@@ -78,6 +99,14 @@ def to_state_graph(spec: WorkflowSpec) -> GraphBuilder:
                 {_target(c.goto, None) for c in step.cases} | {_target(step.default, None)}
             )
             graph.add_conditional_edges(step.id, _branch_router(step), targets)
+        elif isinstance(step, ReasonStep):
+            graph.add_node(step.id, make_reason_node(step))
+            graph.add_edge(step.id, _target(step.next, following))
+        elif isinstance(step, ChooseStep):
+            graph.add_node(step.id, make_choose_node(step))
+            graph.add_conditional_edges(
+                step.id, _choice_router(step, following), _choice_targets(step, following)
+            )
         elif isinstance(step, ApprovalStep):
             graph.add_node(step.id, make_approval_node(step))
             ok, no = _target(step.next, following), _target(step.on_reject, None)

@@ -43,7 +43,7 @@ def _step_number(config: RunnableConfig) -> int:
     return int((config.get("metadata") or {}).get("langgraph_step", 0))
 
 
-def _current_step() -> int:
+def current_step() -> int:
     """LangGraph's step number, from the running node's config (0 outside a graph)."""
     try:
         return _step_number(get_config())
@@ -62,7 +62,11 @@ def make_model_node(step: ModelStep) -> Node:
         cached = bound.get(id(model))
         if cached is None or cached[0] is not model:
             schemas = [ctx.tools[name].json_schema() for name in step.tools]
-            cached = (model, model.bind_tools(schemas) if schemas else model)
+            choice = None if step.tool_choice == "auto" else step.tool_choice
+            cached = (
+                model,
+                model.bind_tools(schemas, tool_choice=choice) if schemas else model,
+            )
             bound[id(model)] = cached
         runnable = cached[1]
         system = render(
@@ -76,7 +80,7 @@ def make_model_node(step: ModelStep) -> Node:
             reply = AIMessage(content=str(getattr(reply, "content", reply)))
         reply.name = step.id
         ctx.audit.model_call(
-            step=_current_step(),
+            step=current_step(),
             node=step.id,
             spec=spec,
             model=model,

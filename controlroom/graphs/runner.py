@@ -197,7 +197,7 @@ class Runner:
         saved = self.checkpointer.get_tuple(self._config(record.run_id))
         values = saved.checkpoint["channel_values"] if saved is not None else {}
         state: RunState = {}
-        for key in ("input", "messages", "vars", "output"):
+        for key in ("input", "messages", "vars", "output", "reasoning"):
             if key in values:
                 state[key] = values[key]
         return state

@@ -9,6 +9,8 @@ Both the Python builder and workflow files produce a :class:`WorkflowSpec`. Step
   wait for a person), then goes to ``next``.
 - ``branch``: goes to the first case whose condition holds, else to ``default``.
 - ``approval``: a human checkpoint: approve goes to ``next``, reject to ``on_reject``.
+- ``reason``: chain of thought, the reasoning kept apart from the result.
+- ``choose``: a constrained choice among fixed options, optionally routing on it.
 
 ``next`` left out means "the step listed after this one" (or the end for the last step).
 The reserved target ``end`` finishes the run.
@@ -19,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 END = "end"
 STEP_ID = r"^[A-Za-z][A-Za-z0-9_-]*$"
@@ -39,6 +41,11 @@ class ModelStep(_Step):
     tools: list[str] = Field(default_factory=list, description="names of tools offered")
     model: str | None = Field(default=None, description="model spec overriding the workflow's")
     on_tool_calls: str | None = Field(default=None, description="step to go to on tool calls")
+    tool_choice: str = Field(
+        default="auto",
+        description="auto: the model may call tools or answer; required: it must call one "
+        "of the offered tools; or the name of the one tool it must call",
+    )
     next: str | None = None
 
 
@@ -48,6 +55,52 @@ class ToolsStep(_Step):
         default=None, description="tools this step may execute; default all of the workflow's"
     )
     next: str | None = None
+
+
+class ReasonStep(_Step):
+    """Chain of thought: the model reasons step by step, then gives a result.
+
+    The result goes to ``vars.<save_as>`` (and to the run's output with ``output: true``);
+    the reasoning is recorded for supervisors (state ``reasoning``, the audit log) and
+    reaches later prompts only if ``share_reasoning`` is set.
+    """
+
+    kind: Literal["reason"] = "reason"
+    prompt: str = Field(description="system prompt template")
+    model: str | None = None
+    save_as: str | None = Field(default=None, description="variable for the result; default id")
+    output: bool = Field(default=False, description="also make the result the run's output")
+    share_reasoning: bool = Field(
+        default=False, description="also put the reasoning in vars.<save_as>_reasoning"
+    )
+    retries: int = Field(default=2, ge=0, le=5, description="retries on invalid replies")
+    next: str | None = None
+
+
+class ChooseStep(_Step):
+    """A constrained choice: the model picks exactly one of ``options`` (validated).
+
+    The choice goes to ``vars.<save_as>``; ``routes`` maps options to the step each goes
+    to (options without a route go to ``next``).
+    """
+
+    kind: Literal["choose"] = "choose"
+    prompt: str = Field(description="system prompt template")
+    options: list[str] = Field(min_length=1, description="the allowed values")
+    model: str | None = None
+    save_as: str | None = Field(default=None, description="variable for the choice; default id")
+    routes: dict[str, str] = Field(default_factory=dict, description="option -> step")
+    retries: int = Field(default=2, ge=0, le=5, description="retries on invalid replies")
+    next: str | None = None
+
+    @model_validator(mode="after")
+    def _routes_name_options(self) -> ChooseStep:
+        unknown = sorted(set(self.routes) - set(self.options))
+        if unknown:
+            raise ValueError(f"routes name options that are not in `options`: {unknown}")
+        if len(set(self.options)) != len(self.options):
+            raise ValueError("options must not repeat")
+        return self
 
 
 class Case(BaseModel):
@@ -69,7 +122,10 @@ class ApprovalStep(_Step):
     on_reject: str = END
 
 
-Step = Annotated[ModelStep | ToolsStep | BranchStep | ApprovalStep, Field(discriminator="kind")]
+Step = Annotated[
+    ModelStep | ToolsStep | BranchStep | ApprovalStep | ReasonStep | ChooseStep,
+    Field(discriminator="kind"),
+]
 
 
 class WorkflowSpec(BaseModel):

@@ -31,6 +31,7 @@ class RunState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     vars: Annotated[dict[str, Any], merge_vars]
     output: str | None
+    reasoning: Annotated[dict[str, Any], merge_vars]  # step id -> reasoning, for supervisors
 
 
 @dataclass

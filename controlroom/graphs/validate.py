@@ -19,7 +19,9 @@ from controlroom.graphs.spec import (
     END,
     ApprovalStep,
     BranchStep,
+    ChooseStep,
     ModelStep,
+    Step,
     ToolsStep,
     WorkflowSpec,
 )
@@ -144,6 +146,9 @@ def _explicit_targets(spec: WorkflowSpec) -> Iterator[tuple[KeyPath, str]]:
         base: KeyPath = ("steps", i)
         if isinstance(step, ModelStep) and step.on_tool_calls is not None:
             yield (*base, "on_tool_calls"), step.on_tool_calls
+        if isinstance(step, ChooseStep):
+            for option, goto in step.routes.items():
+                yield (*base, "routes", option), goto
         if isinstance(step, BranchStep):
             for j, case in enumerate(step.cases):
                 yield (*base, "cases", j, "goto"), case.goto
@@ -219,6 +224,8 @@ def _successors(spec: WorkflowSpec) -> dict[str, list[str]]:
             targets.append(step.on_tool_calls)
         if isinstance(step, ApprovalStep):
             targets.append(step.on_reject)
+        if isinstance(step, ChooseStep):
+            targets += list(step.routes.values())
         graph.setdefault(step.id, []).extend(t for t in targets if t != END)
     return graph
 
@@ -282,8 +289,10 @@ def _flow_problems(spec: WorkflowSpec) -> Iterator[Problem]:
             )
 
 
-def _may_end(spec: WorkflowSpec, step: ModelStep | ToolsStep | BranchStep | ApprovalStep) -> bool:
+def _may_end(spec: WorkflowSpec, step: Step) -> bool:
     """Whether ``step`` may go straight to ``end``."""
+    if isinstance(step, ChooseStep) and END in step.routes.values():
+        return True
     if isinstance(step, BranchStep):
         return step.default == END or any(case.goto == END for case in step.cases)
     if isinstance(step, ApprovalStep) and step.on_reject == END:

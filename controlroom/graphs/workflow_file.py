@@ -25,7 +25,9 @@ from controlroom.graphs.spec import (
     ApprovalStep,
     BranchStep,
     Case,
+    ChooseStep,
     ModelStep,
+    ReasonStep,
     ToolsStep,
     WorkflowSpec,
 )
@@ -41,7 +43,8 @@ from controlroom.graphs.validate import (
 __all__ = ["STEP_KINDS", "SourceMap", "load_workflow_file"]
 
 STEP_MODELS: dict[str, type[BaseModel]] = {
-    m.model_fields["kind"].default: m for m in (ModelStep, ToolsStep, BranchStep, ApprovalStep)
+    m.model_fields["kind"].default: m
+    for m in (ModelStep, ToolsStep, BranchStep, ApprovalStep, ReasonStep, ChooseStep)
 }
 STEP_KINDS = tuple(STEP_MODELS)
 _KINDS_TEXT = ", ".join(STEP_KINDS)

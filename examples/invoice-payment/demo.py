@@ -1,8 +1,11 @@
 """End-to-end demo of the invoice-payment example, driven through the `controlroom` CLI.
 
-Each command runs in its own process, as a person or a script would type it: alice asks
-for a payment, the run stops for approval, bob approves it with an edited amount from
-another process, and the run completes.
+Runs on the embedded default model (Qwen2.5-Coder-1.5B through llama.cpp, offline; the
+weights are prepared from their packages on first use). Each command runs in its own
+process, as a person or a script would type it: alice asks for a payment, the model looks
+the invoice up, decides to pay and proposes a payment; the run stops for approval; bob
+approves it from another process with an edited amount; the run completes; its audit log
+verifies. Pass `--model scripted:script.yaml` to play the recorded conversation instead.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CLI = [sys.executable, "-m", "controlroom"]
+EXIT_WAITING = 3
 
 
 def sh(*args: str, ok: tuple[int, ...] = (0,)) -> str:
@@ -24,33 +28,34 @@ def sh(*args: str, ok: tuple[int, ...] = (0,)) -> str:
     print(proc.stderr, end="", file=sys.stderr)
     if proc.returncode not in ok:
         sys.exit(f"demo: `controlroom {shlex.join(args)}` exited {proc.returncode}")
-    print(f"(exit code {proc.returncode})")
+    print(f"(exit code {proc.returncode})", flush=True)
     return proc.stdout
 
 
 def main() -> None:
+    model = sys.argv[1:3] if sys.argv[1:2] == ["--model"] else []
     sh("init")
+    sh("models")
+    print("\nStarting the run (the first use of the embedded model prepares its weights).")
     started = sh(
-        "run", str(HERE), "--user", "alice", "--input", "Pay invoice INV-1001", "--json", ok=(3,)
-    )
+        "run", str(HERE), "--user", "alice", "--input", "Pay invoice INV-1001", *model,
+        "--json", ok=(0, EXIT_WAITING),
+    )  # fmt: skip
     result = json.loads(started)
     run_id = result["run"]["run_id"]
-    approval = result["pending"][0]
     sh("approvals")
-    edited = dict(approval["args"], amount=1200.0)
-    sh(
-        "approve",
-        run_id,
-        approval["approval_id"],
-        "--user",
-        "bob",
-        "--args",
-        json.dumps(edited),
-        "--reason",
-        "agreed 50 discount with vendor",
-    )
-    sh("runs", "--json")
+    for _ in range(5):  # the model may ask more than once; a person answers each time
+        if result["run"]["status"] != "waiting":
+            break
+        item = result["pending"][0]
+        decision = ["approve", run_id, item["approval_id"], "--user", "bob"]
+        if item["tool"] == "pay_invoice":
+            edited = dict(item["args"], amount=1200.0)
+            decision += ["--args", json.dumps(edited), "--reason", "agreed 50 discount with vendor"]
+        result = json.loads(sh(*decision, "--json", ok=(0, EXIT_WAITING)))
+    sh("runs")
     sh("show", run_id)
+    sh("audit", "verify", run_id)
 
 
 if __name__ == "__main__":

@@ -37,12 +37,12 @@ def example_run(project: Path) -> str:
 
 
 def rewrite(path: Path, change: Any) -> int:
-    """Apply ``change`` to the second model.call record in place; returns its seq."""
+    """Apply ``change`` to the third model.call record (the payment) in place; returns its seq."""
     lines = path.read_bytes().split(b"\n")[:-1]
     calls = [i for i, line in enumerate(lines) if b'"kind":"model.call"' in line]
-    record = json.loads(lines[calls[1]])
+    record = json.loads(lines[calls[2]])
     change(record)
-    lines[calls[1]] = canonical(record)
+    lines[calls[2]] = canonical(record)
     path.write_bytes(b"".join(line + b"\n" for line in lines))
     return int(record["seq"])
 
@@ -58,7 +58,7 @@ def test_replay_of_the_finished_example_matches(project: Path) -> None:
     result = cli.invoke(app, ["replay", run_id[:6]])
     assert result.exit_code == 0, result.output
     assert f"Replay of run {run_id} matches the record" in result.stdout
-    assert "3 model.call" in result.stdout and "2 tool.decision" in result.stdout
+    assert "4 model.call" in result.stdout and "2 tool.decision" in result.stdout
     as_json = json.loads(cli.invoke(app, ["replay", run_id, "--json"]).stdout)
     assert as_json["matched"] is True and as_json["divergence"] is None
     # Replay ran nothing: the example's ledger still holds the one real payment.
@@ -79,7 +79,7 @@ def test_an_altered_model_output_is_refused_then_its_divergence_is_named(project
     assert replayed.exit_code == 1
     report = json.loads(replayed.stdout)
     assert report["divergence"]["seq"] == seq
-    assert "the model call at step 3 (agent)" in report["divergence"]["what"]
+    assert "the model call at step 4 (pay)" in report["divergence"]["what"]
     assert "controlroom.output.sha256" in report["divergence"]["what"]
 
 
@@ -108,7 +108,7 @@ def test_a_consistently_altered_output_diverges_at_the_decision_it_changes(
     assert report["matched"] is False
     divergence = report["divergence"]
     assert divergence["seq"] == seq + 1
-    assert "approval request a4-1" in divergence["what"]
+    assert "approval request a5-1" in divergence["what"]
     assert "args_sha256" in divergence["what"]
 
 

@@ -87,7 +87,7 @@ def test_valid_file_round_trips(tmp_path: Path) -> None:
 def test_example_workflow_loads() -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "invoice-payment"
     spec = load_workflow_file(example / "workflow.yaml")
-    assert [s.id for s in spec.steps] == ["agent", "act"]
+    assert [s.id for s in spec.steps] == ["find", "lookup", "decide", "pay", "execute", "report"]
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -182,14 +182,16 @@ def test_unknown_step_kind_lists_the_kinds(tmp_path: Path) -> None:
     path = write(tmp_path, VALID.replace("kind: approval", "kind: approve"))
     message = error_for(path)
     assert message.startswith(f"{path}:26: at `steps[3].kind`: unknown step kind `approve`")
-    assert "Expected `kind` to be one of: model, tools, branch, approval." in message
+    assert (
+        "Expected `kind` to be one of: model, tools, branch, approval, reason, choose." in message
+    )
 
 
 def test_missing_kind(tmp_path: Path) -> None:
     path = write(tmp_path, VALID.replace("    kind: tools\n", ""))
     message = error_for(path)
     assert message.startswith(f"{path}:16: at `steps[1]`: the step has no `kind`.")
-    assert "model, tools, branch, approval" in message
+    assert "model, tools, branch, approval, reason, choose" in message
 
 
 def test_step_that_is_not_a_mapping(tmp_path: Path) -> None:
