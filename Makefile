@@ -29,7 +29,7 @@ test: $(STAMP) ## the whole test suite
 	$(BIN)/pytest -q
 
 test-fast: $(STAMP) ## everything but the slow subprocess/kill tests
-	$(BIN)/pytest -q -m 'not slow'
+	$(BIN)/pytest -q -m 'not slow and not model'
 
 format: $(STAMP)
 	$(BIN)/ruff format controlroom tests examples
