@@ -48,9 +48,10 @@ check: lint typecheck contracts test ## format, lint, types, import contracts, t
 
 bench: $(STAMP) ## framework overhead vs plain LangGraph (bench.json); policy gate latency (bench-gate.json); audit append and verify cost (bench-audit.json)
 	$(BIN)/python tests/benchmarks/bench_overhead.py --out bench.json
+	CONTROLROOM_AUDIT=false $(BIN)/python tests/benchmarks/bench_overhead.py --out bench-noaudit.json
 	$(BIN)/python tests/benchmarks/bench_gate.py --out bench-gate.json
 	$(BIN)/python tests/benchmarks/bench_audit.py --out bench-audit.json
 	$(BIN)/python tests/benchmarks/bench_model.py --out bench-model.json
 
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) .mypy_cache .ruff_cache bench.json bench-gate.json bench-audit.json bench-model.json
+	rm -rf $(VENV) $(DEMO_HOME) .mypy_cache .ruff_cache bench.json bench-noaudit.json bench-gate.json bench-audit.json bench-model.json

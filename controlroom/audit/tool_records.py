@@ -167,7 +167,14 @@ class ToolRecords:
         approval: str | None = None,
         recheck: bool = False,
     ) -> None:
-        """The final decision for one call; synced before the tool may run."""
+        """The final decision for one call, appended before the tool may run.
+
+        An allowed call with a side effect (``write``, ``irreversible``) is synced to disk
+        first: write-ahead. An allowed ``read`` is appended in order but synced with the
+        next batch: it changes nothing outside the run, and every consequence of what it
+        returned (a later effect, an approval, the run's stop) is itself synced, which
+        makes this earlier record durable too.
+        """
         r = self.redactor
         self._append(
             {
@@ -190,7 +197,7 @@ class ToolRecords:
                 APPROVAL_ID: approval_id,
                 "controlroom.approval.decision": approval,
             },
-            durable=allowed,
+            durable=allowed and effect != "read",
         )
 
     def tool_result(
