@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "local:qwen2.5-coder-1.5b"
@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     )
     model: str = Field(default=DEFAULT_MODEL, description="default model spec")
     user: str | None = Field(default=None, description="default acting user for the CLI")
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="OpenAI API key if OPENAI_API_KEY is not set"
+    )
     audit: bool = Field(default=True, description="write a signed audit log per run")
     audit_redaction: Literal["full", "hash", "mask"] = Field(
         default="full", description="prompts, outputs and tool arguments in the audit log"

@@ -31,6 +31,7 @@ from controlroom.agents.catalog import check_use, parse_uses
 from controlroom.agents.resilience import ResilientChatModel
 from controlroom.agents.scripted import ScriptedChatModel
 from controlroom.agents.weights import WEIGHTS, PackagedWeights, ensure_weights
+from controlroom.config import Settings
 from controlroom.errors import ModelUnavailableError
 
 REQUEST_TIMEOUT_S = 60.0
@@ -98,11 +99,15 @@ def _openai(model: str, *, base_url: str | None = None) -> BaseChatModel:
         raise ModelUnavailableError(
             "OpenAI models need langchain-openai: `pip install 'controlroom[openai]'`."
         ) from None
-    key = os.environ.get("OPENAI_API_KEY")
+    configured = Settings().openai_api_key
+    key = os.environ.get("OPENAI_API_KEY") or (
+        configured.get_secret_value() if configured else None
+    )
     if base_url is None and not key:
         raise ModelUnavailableError(
-            f"openai:{model} needs an API key: set OPENAI_API_KEY (the key never goes into "
-            "the audit log). For a server of your own use openai-compatible:URL#MODEL."
+            f"openai:{model} needs an API key: set OPENAI_API_KEY or CONTROLROOM_OPENAI_API_KEY "
+            "(the key never goes into the audit log). For a server of your own use "
+            "openai-compatible:URL#MODEL."
         )
     kwargs: dict[str, Any] = {"model": model, "max_retries": 0, "timeout": REQUEST_TIMEOUT_S}
     if base_url is not None:

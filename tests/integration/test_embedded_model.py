@@ -10,11 +10,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from pydantic import BaseModel
 
 from controlroom.agents.models import resolve_model
 from controlroom.agents.reasoning import choose, think
@@ -159,3 +160,15 @@ def test_chain_of_thought(model: BaseChatModel) -> None:
     out = think(model, [SystemMessage("Answer briefly."), HumanMessage("What is 17 + 25?")])
     assert out.value.reasoning.strip()  # type: ignore[attr-defined]
     assert "42" in out.value.result  # type: ignore[attr-defined]
+
+
+class Ticket(BaseModel):
+    category: Literal["hardware", "software", "access"]
+    priority: Literal["low", "high"]
+
+
+def test_structured_output_with_literal_fields(model: BaseChatModel) -> None:
+    ticket = model.with_structured_output(Ticket).invoke(
+        [SystemMessage("Classify the IT ticket."), HumanMessage("My laptop screen is cracked")]
+    )
+    assert isinstance(ticket, Ticket)  # Literal fields: any other value would not validate

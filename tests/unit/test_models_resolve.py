@@ -94,3 +94,11 @@ def test_joined_weights_are_verified_and_a_mismatch_leaves_nothing(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [real.filename, Path(real.filename).with_suffix(".sha256").name]
     )
+
+
+def test_openai_key_can_come_from_controlroom_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("CONTROLROOM_OPENAI_API_KEY", "sk-from-config")
+    model = resolve_model("openai:gpt-4o-mini")
+    assert isinstance(model, ResilientChatModel)
+    assert model.chain[0].openai_api_key.get_secret_value() == "sk-from-config"
