@@ -113,6 +113,8 @@ def _openai(model: str, *, base_url: str | None = None) -> BaseChatModel:
     if base_url is not None:
         kwargs["base_url"] = base_url
         kwargs["api_key"] = os.environ.get("CONTROLROOM_OPENAI_COMPATIBLE_API_KEY") or key or "none"
+    else:
+        kwargs["api_key"] = key
     return ChatOpenAI(**kwargs)
 
 
