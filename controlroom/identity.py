@@ -91,10 +91,9 @@ class Directory(Mapping[str, Principal]):
 
     def get_principal(self, user_id: str) -> Principal:
         """The principal with this id, or an :class:`UnknownUserError` that lists close ids."""
-        try:
-            return self._users[user_id]
-        except KeyError:
-            pass
+        found = self._users.get(user_id)
+        if found is not None:
+            return found
         close = difflib.get_close_matches(user_id, list(self._users), n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         where = f" {self.source}" if self.source else " the user directory"

@@ -84,7 +84,7 @@ def _fix_strings(value: Any) -> Any:
 
 
 class _NotPlain(Exception):
-    pass
+    """A value the fast path cannot encode exactly as RFC 8785 does."""
 
 
 def _plain_float(text: str) -> float:

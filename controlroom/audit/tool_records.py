@@ -10,7 +10,7 @@ are written once per approval id.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from controlroom.audit.canonical import sha256
 from controlroom.audit.records import APPROVAL_ID, CALL_ID, DECISION, TOOL_NAME, Kind
@@ -56,15 +56,17 @@ def compact(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+class _Appender(Protocol):
+    def __call__(
+        self, fields: dict[str, Any], *, durable: bool = False, once: bool = False
+    ) -> dict[str, Any] | None: ...
+
+
 class ToolRecords:
     """Records about tool calls; ``RunAudit`` provides ``redactor`` and ``_append``."""
 
     redactor: Redactor
-
-    def _append(
-        self, fields: dict[str, Any], *, durable: bool = False, once: bool = False
-    ) -> dict[str, Any] | None:
-        raise NotImplementedError
+    _append: _Appender
 
     def approval_requested(
         self,
