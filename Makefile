@@ -46,12 +46,15 @@ contracts: $(STAMP)
 
 check: lint typecheck contracts test ## format, lint, types, import contracts, tests
 
-bench: $(STAMP) ## framework overhead vs plain LangGraph (bench.json); policy gate latency (bench-gate.json); audit append and verify cost (bench-audit.json)
+bench: $(STAMP) ## framework overhead vs plain LangGraph (bench.json); policy gate latency (bench-gate.json); audit append and verify cost (bench-audit.json); TUI start with 1,000 runs and render of a 500-step run (bench-tui.json); batch throughput on Ray with 1/2/4 workers (bench-batch.json)
 	$(BIN)/python tests/benchmarks/bench_overhead.py --out bench.json
 	CONTROLROOM_AUDIT=false $(BIN)/python tests/benchmarks/bench_overhead.py --out bench-noaudit.json
 	$(BIN)/python tests/benchmarks/bench_gate.py --out bench-gate.json
 	$(BIN)/python tests/benchmarks/bench_audit.py --out bench-audit.json
 	$(BIN)/python tests/benchmarks/bench_model.py --out bench-model.json
+	$(BIN)/python tests/benchmarks/bench_tui.py --out bench-tui.json
+	$(BIN)/python tests/benchmarks/bench_batch.py --out bench-batch.json
+	$(BIN)/python tests/benchmarks/bench_retrieval.py --out bench-retrieval.json
 
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) .mypy_cache .ruff_cache bench.json bench-noaudit.json bench-gate.json bench-audit.json bench-model.json
+	rm -rf $(VENV) $(DEMO_HOME) .mypy_cache .ruff_cache bench.json bench-noaudit.json bench-gate.json bench-audit.json bench-model.json bench-tui.json bench-batch.json bench-retrieval.json

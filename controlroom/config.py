@@ -3,6 +3,9 @@
 The project folder (``CONTROLROOM_HOME``, default ``./.controlroom``) holds all state:
 LangGraph checkpoints, the run/approval/effect store, the user directory, locks, the
 per-run audit logs (``audit/``) and the key that signs them (``keys/``).
+With ``CONTROLROOM_DATABASE_URL`` set, checkpoints, the store and run locks live in
+PostgreSQL instead (see docs/deploying.md); the rest stays in the project folder, which
+processes on several machines then share.
 """
 
 from __future__ import annotations
@@ -53,6 +56,25 @@ class Settings(BaseSettings):
         default_factory=list, description="values never to write to the audit log (JSON list)"
     )
 
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL (postgresql://USER:PASSWORD@HOST:PORT/DB) for checkpoints, "
+        "runs, approvals, the effect ledger and run locks, shared by every process and "
+        "machine; default the SQLite files in <home>",
+    )
+    database_pool_size: int = Field(
+        default=4, ge=1, le=64, description="PostgreSQL connections per process (at most)"
+    )
+
+    chroma_url: str | None = Field(
+        default=None, description="Chroma server URL for retrieval; default embedded in <home>"
+    )
+    document_policies: str | None = Field(
+        default=None,
+        description="Cedar policies deciding who reads which document labels; default "
+        "<home>/policies if present, else builtin:pack",
+    )
+
     @property
     def directory_path(self) -> Path:
         return self.directory if self.directory is not None else self.home / "directory.yaml"
@@ -76,6 +98,17 @@ class Settings(BaseSettings):
     @property
     def keys_path(self) -> Path:
         return self.home / "keys"
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgres"]:
+        """Where shared state lives: SQLite files in the home folder, or PostgreSQL."""
+        return "postgres" if self.database_url_value else "sqlite"
+
+    @property
+    def database_url_value(self) -> str | None:
+        """The PostgreSQL URL in clear (None when unset or blank): for connecting only."""
+        url = self.database_url.get_secret_value().strip() if self.database_url else ""
+        return url or None
 
 
 _ACTIVE_HOME: ContextVar[Path | None] = ContextVar("controlroom_active_home", default=None)

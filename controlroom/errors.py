@@ -9,13 +9,15 @@ the TUI shows them in a modal, and the SDK raises them.
     ControlroomError
     ├── ConfigError                 bad settings, missing project folder or file
     │   ├── ModelUnavailableError   a model spec that cannot be served here
-    │   └── PolicyError             policies or their schema that do not parse or validate
+    │   ├── PolicyError             policies or their schema that do not parse or validate
+    │   └── DatasetError            a malformed evaluation dataset (``controlroom eval``)
     ├── IdentityError
     │   ├── DirectoryError          the user directory file is missing or malformed
     │   └── UnknownUserError        a user id that the directory does not list
     ├── WorkflowError
     │   ├── WorkflowFileError       a malformed workflow file (names file, line, key)
-    │   └── WorkflowDefinitionError an inconsistent graph (unknown step, no path to end)
+    │   ├── WorkflowDefinitionError an inconsistent graph (unknown step, no path to end)
+    │   └── PromptNotFoundError     a library prompt id or version that does not exist
     ├── ToolError
     │   ├── UnknownToolError        a tool name that the workflow does not provide
     │   ├── ToolArgumentsError      arguments that do not match the tool's schema
@@ -28,7 +30,11 @@ the TUI shows them in a modal, and the SDK raises them.
     │   ├── ApprovalNotFoundError   no pending item with that id
     │   └── ApprovalDecidedError    the item was already approved or rejected
     ├── ModelCallError              a model refused a request, or no model of a chain answered
-    └── ScriptError                 a scripted chat model ran out or diverged
+    ├── ScriptError                 a scripted chat model ran out or diverged
+    └── RetrievalError
+        ├── EmbedderUnavailableError  the offline embedder's packages are missing or altered
+        ├── DocumentStoreError        the Chroma store cannot be opened or reached
+        └── DocumentError             a file that cannot be ingested (skipped, never half-added)
 """
 
 from __future__ import annotations
@@ -61,6 +67,10 @@ class PolicyError(ConfigError):
     title = "Policy error"
 
 
+class DatasetError(ConfigError):
+    title = "Malformed evaluation dataset"
+
+
 class IdentityError(ControlroomError):
     title = "Identity error"
 
@@ -83,6 +93,10 @@ class WorkflowFileError(WorkflowError):
 
 class WorkflowDefinitionError(WorkflowError):
     title = "Invalid workflow"
+
+
+class PromptNotFoundError(WorkflowError):
+    title = "Prompt not found"
 
 
 class ToolError(ControlroomError):
@@ -135,3 +149,19 @@ class ModelCallError(ControlroomError):
 
 class ScriptError(ControlroomError):
     title = "Scripted model error"
+
+
+class RetrievalError(ControlroomError):
+    title = "Retrieval error"
+
+
+class EmbedderUnavailableError(RetrievalError):
+    title = "Embedder not available"
+
+
+class DocumentStoreError(RetrievalError):
+    title = "Document store unavailable"
+
+
+class DocumentError(RetrievalError):
+    title = "Document not ingested"

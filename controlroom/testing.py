@@ -2,6 +2,8 @@
 
 * :class:`ScriptedChatModel` (with :class:`ScriptedReply`, :class:`ScriptedToolCall`
   and :class:`ScriptedUsage`) stands in for a real chat model and plays a fixed script.
+* :class:`ExtractiveChatModel` answers grounded questions by quoting the first passage it
+  was given (and citing it), so a test can check what a user's answer can contain.
 * :func:`block_network` makes any attempt to reach a non-loopback address fail at once
   with :class:`NetworkBlockedError`, so a test cannot quietly call a real provider.
 
@@ -21,6 +23,7 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
+from controlroom.agents.extractive import ExtractiveChatModel
 from controlroom.agents.scripted import (
     ScriptedChatModel,
     ScriptedReply,
@@ -29,6 +32,7 @@ from controlroom.agents.scripted import (
 )
 
 __all__ = [
+    "ExtractiveChatModel",
     "NetworkBlockedError",
     "ScriptedChatModel",
     "ScriptedReply",

@@ -9,6 +9,7 @@
                                                         (``#name?tools=native`` for the
                                                         server's own tool calling)
 ``scripted:path/to/script.yaml``                        replays a script (tests, demos)
+``extractive:quote``                                     quotes the best passage (tests, baselines)
 ``PROVIDER:MODEL``                                      any provider LangChain's init_chat_model
                                                         knows, once its package is installed
 =====================================================  ====================================
@@ -142,6 +143,10 @@ def _resolve_one(spec: str, base_dir: Path | None) -> BaseChatModel:
         if not path.is_absolute() and base_dir is not None and not path.exists():
             path = base_dir / path
         return ScriptedChatModel.from_file(path)
+    if provider == "extractive":
+        from controlroom.agents.extractive import ExtractiveChatModel
+
+        return ExtractiveChatModel()
     if provider == "local":
         return _local(rest)
     if provider == "openai":

@@ -16,7 +16,7 @@ id: the process that decides writes it, and the tools node writes it (marked
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -69,6 +69,25 @@ class WorkflowInfo:
     version: str
     digest: str
     ref: str = ""
+    # step id -> (prompt id, version, sha256) of the library prompt the step uses
+    prompts: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+
+
+def _prompt_fields(wf: WorkflowInfo | None, node: str) -> dict[str, Any]:
+    """Which prompt a model call used: a library prompt's id, version and sha256, else the
+    workflow's step (``<workflow>/<node>``) and the workflow's version."""
+    library = wf.prompts.get(node) if wf else None
+    if library is not None:
+        prompt_id, version, digest = library
+        return {
+            "controlroom.prompt.id": prompt_id,
+            "controlroom.prompt.version": version,
+            "controlroom.prompt.sha256": digest,
+        }
+    return {
+        "controlroom.prompt.id": f"{wf.name}/{node}" if wf else node,
+        "controlroom.prompt.version": wf.version if wf else None,
+    }
 
 
 def _split_spec(spec: str) -> tuple[str, str]:
@@ -122,7 +141,10 @@ class RunAudit(ToolRecords):
         approve_mode: str,
         input_text: str,
         config: dict[str, Any],
+        fork: dict[str, Any] | None = None,
     ) -> None:
+        """Record the start (for a fork: its origin run and checkpoint, who forked it, and
+        which state keys were edited)."""
         wf = self.workflow
         provider, model = _split_spec(model_spec)
         key_id = self.log.signer.key_id if self.log and self.log.signer else None
@@ -150,6 +172,7 @@ class RunAudit(ToolRecords):
                 "controlroom.input.sha256": self.redactor.digest(input_text),
                 "controlroom.config": self.redactor.scrub(config),
                 "controlroom.audit.key_id": key_id,
+                "controlroom.fork": fork,
             },
             durable=True,
         )
@@ -231,7 +254,11 @@ class RunAudit(ToolRecords):
         tools: Sequence[str],
         reply: AIMessage,
         latency_s: float,
+        call: int = 1,
     ) -> None:
+        """One model call; ``call`` numbers the calls one execution of a node makes (a
+        structured reply retried after an invalid one), so replay tells a second call from a
+        re-execution of the first after a crash."""
         if self.log is None:
             return
         r = self.redactor
@@ -254,8 +281,8 @@ class RunAudit(ToolRecords):
                 "gen_ai.provider.name": provider,
                 "gen_ai.request.model": model_name,
                 "controlroom.model.spec": spec,
-                "controlroom.prompt.id": f"{wf.name}/{node}" if wf else node,
-                "controlroom.prompt.version": wf.version if wf else None,
+                "controlroom.model.call": call if call > 1 else None,
+                **_prompt_fields(wf, node),
                 "gen_ai.system_instructions": (
                     [{"type": "text", "content": r.text(system)}] if system is not None else None
                 ),
@@ -291,8 +318,10 @@ class RunAudit(ToolRecords):
         query: str,
         chunks: Sequence[dict[str, Any]],
         source: str | None = None,
+        access: dict[str, Any] | None = None,
     ) -> None:
-        """Chunks retrieved for the model: ids, labels and scores (texts are not copied)."""
+        """Chunks retrieved for the model: ids, labels and scores (texts are not copied),
+        and the access filter they passed (readable labels, policy hash, re-check drops)."""
         self._append(
             {
                 "kind": Kind.RETRIEVAL,
@@ -305,5 +334,32 @@ class RunAudit(ToolRecords):
                     compact({"id": c.get("id"), "labels": c.get("labels"), "score": c.get("score")})
                     for c in chunks
                 ],
+                "controlroom.retrieval.access": access,
+            }
+        )
+
+    def grounding(
+        self,
+        *,
+        step: int,
+        node: str,
+        attempt: int,
+        ok: bool,
+        cited: Sequence[str],
+        problem: str | None = None,
+        outcome: str | None = None,
+    ) -> None:
+        """One citation check of a grounded answer; ``outcome`` on the last one
+        (``answered`` or ``abstained: why``)."""
+        self._append(
+            {
+                "kind": Kind.GROUNDING,
+                "step": step,
+                "node": node,
+                "controlroom.grounding.attempt": attempt,
+                "controlroom.grounding.ok": ok,
+                "controlroom.grounding.cited": list(cited),
+                "controlroom.grounding.problem": problem,
+                "controlroom.grounding.outcome": outcome,
             }
         )

@@ -32,6 +32,7 @@ class Kind(StrEnum):
     RUN_RESUME = "run.resume"
     MODEL_CALL = "model.call"
     RETRIEVAL = "retrieval"
+    GROUNDING = "answer.check"
     APPROVAL_REQUESTED = "approval.requested"
     APPROVAL_DECIDED = "approval.decided"
     TOOL_DECISION = "tool.decision"
@@ -56,13 +57,17 @@ def record_key(record: dict[str, Any]) -> str | None:
     """What a record is about, for counting attempts and for keeping the last one."""
     kind = record.get("kind")
     if kind == Kind.MODEL_CALL:
-        return f"model:{record.get('step')}:{record.get('node')}"
+        call = record.get("controlroom.model.call")
+        return f"model:{record.get('step')}:{record.get('node')}" + (f":{call}" if call else "")
     if kind == Kind.TOOL_DECISION:
         return f"decision:{record.get('step')}:{record.get(CALL_ID)}"
     if kind == Kind.TOOL_RESULT:
         return f"result:{record.get('step')}:{record.get(CALL_ID)}"
     if kind == Kind.RETRIEVAL:
         return f"retrieval:{record.get('step')}:{record.get('node')}"
+    if kind == Kind.GROUNDING:
+        attempt = record.get("controlroom.grounding.attempt")
+        return f"grounding:{record.get('step')}:{record.get('node')}:{attempt}"
     if kind in (Kind.APPROVAL_REQUESTED, Kind.APPROVAL_DECIDED):
         return f"{kind}:{record.get(APPROVAL_ID)}"
     return None

@@ -29,6 +29,7 @@ EXIT_FOR_STATUS = {
     RunStatus.PAUSED: EXIT_PAUSED,
     RunStatus.INTERRUPTED: EXIT_PAUSED,
     RunStatus.RUNNING: EXIT_PAUSED,
+    RunStatus.QUEUED: EXIT_PAUSED,
 }
 
 app = typer.Typer(
@@ -191,12 +192,22 @@ def run(
         ),
     ] = ApproveMode.ask,
     step: Annotated[bool, typer.Option(help="Run one step, then pause (exit 4).")] = False,
+    prompt: Annotated[
+        list[str] | None,
+        typer.Option(help="Use this library prompt version: ID@VERSION (repeatable)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start a run of WORKFLOW for a user with an input."""
     runner = _runner()
+    target: Any = workflow
+    if prompt:
+        from controlroom.agents.prompt_library import parse_overrides
+        from controlroom.graphs.workflow import load_workflow
+
+        target = load_workflow(workflow, prompt_versions=parse_overrides(prompt))
     result = runner.start(
-        workflow, user=user, input=input, model=model, approve=approve.value, step=step
+        target, user=user, input=input, model=model, approve=approve.value, step=step
     )
     if (
         result.status is RunStatus.WAITING
@@ -365,11 +376,19 @@ def step(
 def tui(
     workflow: Annotated[str | None, typer.Argument(help="Workflow to start runs of.")] = None,
     user: Annotated[str | None, typer.Option("--user", "-u", help="Signed-in user.")] = None,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Stream model output live (models then run in streaming mode; the embedded "
+            "model's audit records lose token counts).",
+        ),
+    ] = False,
 ) -> None:
-    """Open the control room (terminal UI). Early preview: lists runs and approvals."""
+    """Open the control room: runs, step-through, approvals, time travel, audit (terminal UI)."""
     from controlroom.tui import run_app
 
-    run_app(_runner(), workflow=workflow, user=user or _settings().user)
+    run_app(_runner(), workflow=workflow, user=user or _settings().user, stream_tokens=stream)
 
 
 from controlroom.cli.policy_cmd import register as _register_policy_commands  # noqa: E402
@@ -379,6 +398,24 @@ _register_policy_commands(app)  # `policy`, `tools`, `pack`
 from controlroom.cli.audit_cmd import register as _register_audit_commands  # noqa: E402
 
 _register_audit_commands(app)  # `audit show|verify|export`, `replay`
+
+from controlroom.cli.documents_cmd import register as _register_document_commands  # noqa: E402
+
+_register_document_commands(app)  # `ingest`, `search`, `documents`
+
+from controlroom.cli.supervise_cmd import register as _register_supervise_commands  # noqa: E402
+
+_register_supervise_commands(app)  # `checkpoints`, `fork`, `stop`
+
+from controlroom.cli.batch_cmd import register as _register_batch_commands  # noqa: E402
+
+_register_batch_commands(app)  # `batch`, `batches`
+
+from controlroom.cli.eval_cmd import register as _register_eval_commands  # noqa: E402
+from controlroom.cli.prompts_cmd import register as _register_prompt_commands  # noqa: E402
+
+_register_eval_commands(app)  # `eval`, `eval compare`
+_register_prompt_commands(app)  # `prompts list|diff`
 
 from controlroom.cli.models_cmd import models as _models_command  # noqa: E402
 

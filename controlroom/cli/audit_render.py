@@ -122,7 +122,19 @@ def _detail(r: dict[str, Any]) -> str:
         )
     if kind == "retrieval":
         chunks = r.get("controlroom.retrieval.chunks") or []
-        return f"{len(chunks)} chunk(s): " + ", ".join(str(c.get("id")) for c in chunks)
+        access = r.get("controlroom.retrieval.access") or {}
+        readable = ", ".join(access.get("readable_labels") or []) or "none"
+        shown = ", ".join(f"{c.get('id')} ({'|'.join(c.get('labels') or [])})" for c in chunks)
+        return f"{len(chunks)} chunk(s) for {access.get('user', '?')} [reads: {readable}]: {shown}"
+    if kind == "answer.check":
+        cited = ", ".join(r.get("controlroom.grounding.cited") or []) or "nothing"
+        verdict = "citations ok" if r.get("controlroom.grounding.ok") else "REJECTED"
+        text = f"attempt {r.get('controlroom.grounding.attempt')}: {verdict} (cites {cited})"
+        if r.get("controlroom.grounding.problem"):
+            text += f": {r['controlroom.grounding.problem']}"
+        if r.get("controlroom.grounding.outcome"):
+            text += f" -> {r['controlroom.grounding.outcome']}"
+        return text
     return _text(r.get("controlroom.error.message", ""))
 
 

@@ -16,13 +16,16 @@ from controlroom.graphs.nodes import (
     passthrough,
 )
 from controlroom.graphs.reasoning_nodes import make_choose_node, make_reason_node
+from controlroom.graphs.retrieval_nodes import make_answer_node, make_retrieve_node
 from controlroom.graphs.spec import (
     END,
+    AnswerStep,
     ApprovalStep,
     BranchStep,
     ChooseStep,
     ModelStep,
     ReasonStep,
+    RetrieveStep,
     ToolsStep,
     WorkflowSpec,
 )
@@ -99,8 +102,15 @@ def to_state_graph(spec: WorkflowSpec) -> GraphBuilder:
                 {_target(c.goto, None) for c in step.cases} | {_target(step.default, None)}
             )
             graph.add_conditional_edges(step.id, _branch_router(step), targets)
-        elif isinstance(step, ReasonStep):
-            graph.add_node(step.id, make_reason_node(step))
+        elif isinstance(step, ReasonStep | RetrieveStep | AnswerStep):
+            node = (
+                make_reason_node(step)
+                if isinstance(step, ReasonStep)
+                else make_retrieve_node(step)
+                if isinstance(step, RetrieveStep)
+                else make_answer_node(step)
+            )
+            graph.add_node(step.id, node)
             graph.add_edge(step.id, _target(step.next, following))
         elif isinstance(step, ChooseStep):
             graph.add_node(step.id, make_choose_node(step))

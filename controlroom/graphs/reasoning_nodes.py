@@ -28,8 +28,11 @@ def _setup(
     )
     inputs: list[BaseMessage] = [SystemMessage(system), *state.get("messages", [])]
 
+    calls = [0]  # model calls this execution of the step made so far
+
     def record(messages: list[BaseMessage], reply: AIMessage, latency: float) -> None:
         reply.name = step.id
+        calls[0] += 1
         ctx.audit.model_call(
             step=current_step(),
             node=step.id,
@@ -39,6 +42,7 @@ def _setup(
             tools=[],
             reply=reply,
             latency_s=latency,
+            call=calls[0],
         )
 
     return model, inputs, record

@@ -39,7 +39,7 @@ from controlroom.audit.replay import (
 )
 from controlroom.audit.verify import verify_log
 from controlroom.errors import ControlroomError
-from controlroom.graphs.spec import ModelStep
+from controlroom.graphs.spec import RetrieveStep
 from controlroom.graphs.store import RunStatus
 from controlroom.graphs.workflow import PYTHON_OBJECT, Workflow, load_workflow
 from controlroom.identity import Directory, Principal
@@ -154,7 +154,7 @@ def replay_run(
         gate=wf.gate,
     )
     model_spec = str(start.get("controlroom.model.spec"))
-    specs = {model_spec} | {s.model for s in wf.spec.steps if isinstance(s, ModelStep) and s.model}
+    specs = {model_spec} | {m for s in wf.spec.steps if (m := getattr(s, "model", None))}
     with tempfile.TemporaryDirectory(prefix="controlroom-replay-") as scratch_home:
         scratch_settings = settings.model_copy(
             update={
@@ -173,6 +173,12 @@ def replay_run(
             directory=_directory(start, session),
             gate=runner.gate,
             models=models,
+            # retrieval reads the project's document store as it is today (nothing is written)
+            documents=(
+                runner.documents
+                if any(isinstance(s, RetrieveStep) for s in wf.spec.steps)
+                else None
+            ),
         ) as scratch:
             input_parts = start["gen_ai.input.messages"][0]["parts"]
             result = scratch.start(

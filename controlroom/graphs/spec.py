@@ -11,6 +11,8 @@ Both the Python builder and workflow files produce a :class:`WorkflowSpec`. Step
 - ``approval``: a human checkpoint: approve goes to ``next``, reject to ``on_reject``.
 - ``reason``: chain of thought, the reasoning kept apart from the result.
 - ``choose``: a constrained choice among fixed options, optionally routing on it.
+- ``retrieve``: access-filtered search of the document store for the run's user.
+- ``answer``: a grounded answer citing retrieved chunks (checked), or an abstention.
 
 ``next`` left out means "the step listed after this one" (or the end for the last step).
 The reserved target ``end`` finishes the run.
@@ -103,6 +105,49 @@ class ChooseStep(_Step):
         return self
 
 
+class RetrieveStep(_Step):
+    """Search the document store for the run's user (access-filtered inside the query).
+
+    The chunks go to the state's ``retrieved[<id>]`` (and their ids to ``vars.<save_as>``);
+    chunks scoring under ``min_score`` are left out, so an irrelevant store yields nothing
+    and the answer step abstains.
+    """
+
+    kind: Literal["retrieve"] = "retrieve"
+    query: str = Field(default="{input}", description="query template; default the input")
+    k: int = Field(default=5, ge=1, le=50, description="chunks to retrieve")
+    min_score: float = Field(
+        default=0.25, ge=-1.0, le=1.0, description="cosine similarity a chunk needs"
+    )
+    save_as: str | None = Field(default=None, description="variable for the chunk ids")
+    next: str | None = None
+
+
+class AnswerStep(_Step):
+    """A grounded answer from retrieved chunks, with checked citations.
+
+    The model replies with reasoning, an answer and the ids of the chunks it cites. A
+    citation of a chunk it was not given, or no citation when ``require_citations``, is
+    sent back and retried up to ``retries`` times; then, like when nothing relevant was
+    retrieved, the step abstains ("the documents I can access do not answer this").
+    """
+
+    kind: Literal["answer"] = "answer"
+    prompt: str = Field(
+        default="Answer the user's question from the passages below only.",
+        description="system prompt template; the passages are appended to it",
+    )
+    context: str | None = Field(
+        default=None, description="retrieve step whose chunks to use; default the latest"
+    )
+    model: str | None = None
+    require_citations: bool = True
+    retries: int = Field(default=2, ge=0, le=5, description="retries on rejected answers")
+    save_as: str | None = Field(default=None, description="variable for the answer record")
+    output: bool = Field(default=True, description="make the answer the run's output")
+    next: str | None = None
+
+
 class Case(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
     when: Condition = Field(description="condition, e.g. `vars.priority == 'high'`")
@@ -123,7 +168,14 @@ class ApprovalStep(_Step):
 
 
 Step = Annotated[
-    ModelStep | ToolsStep | BranchStep | ApprovalStep | ReasonStep | ChooseStep,
+    ModelStep
+    | ToolsStep
+    | BranchStep
+    | ApprovalStep
+    | ReasonStep
+    | ChooseStep
+    | RetrieveStep
+    | AnswerStep,
     Field(discriminator="kind"),
 ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage
@@ -16,6 +16,9 @@ from controlroom.graphs.store import Store
 from controlroom.identity import Principal
 from controlroom.tools.gate import Gate
 from controlroom.tools.spec import Tool
+
+if TYPE_CHECKING:
+    from controlroom.retrieval.retriever import Retriever
 
 ApproveMode = Literal["ask", "all", "none"]
 
@@ -32,6 +35,7 @@ class RunState(TypedDict, total=False):
     vars: Annotated[dict[str, Any], merge_vars]
     output: str | None
     reasoning: Annotated[dict[str, Any], merge_vars]  # step id -> reasoning, for supervisors
+    retrieved: Annotated[dict[str, Any], merge_vars]  # retrieve step id -> chunks it found
 
 
 @dataclass
@@ -52,6 +56,7 @@ class RunContext:
     home: Path
     store: Store
     extra: dict[str, Any] = field(default_factory=dict)
+    retriever: Callable[[], Retriever] | None = None  # the run's document search, opened lazily
     audit: RunAudit = field(default_factory=RunAudit.disabled)  # the run's audit log
 
 

@@ -17,10 +17,12 @@ from controlroom.errors import WorkflowDefinitionError
 from controlroom.graphs.conditions import ALLOWED_FORMS, ConditionError, compile_condition
 from controlroom.graphs.spec import (
     END,
+    AnswerStep,
     ApprovalStep,
     BranchStep,
     ChooseStep,
     ModelStep,
+    RetrieveStep,
     Step,
     ToolsStep,
     WorkflowSpec,
@@ -96,6 +98,7 @@ def find_problems(spec: WorkflowSpec, tool_names: set[str] | None = None) -> lis
     problems = list(_id_problems(spec))
     problems += _target_problems(spec)
     problems += _condition_problems(spec)
+    problems += _retrieval_problems(spec)
     if tool_names is not None:
         problems += _tool_problems(spec, tool_names)
     if not problems:
@@ -189,6 +192,29 @@ def _condition_problems(spec: WorkflowSpec) -> Iterator[Problem]:
                     except ConditionError as exc:
                         path = ("steps", i, "cases", j, "when")
                         yield Problem(path, exc.problem, f"only {ALLOWED_FORMS}")
+
+
+def _retrieval_problems(spec: WorkflowSpec) -> Iterator[Problem]:
+    retrieves = [s.id for s in spec.steps if isinstance(s, RetrieveStep)]
+    for i, step in enumerate(spec.steps):
+        if not isinstance(step, AnswerStep):
+            continue
+        if step.context is not None and step.context not in retrieves:
+            yield Problem(
+                ("steps", i, "context"),
+                f"`context` names `{step.context}`, which is not a `retrieve` step"
+                f"{did_you_mean(step.context, retrieves)}",
+                f"the id of a retrieve step: {_listing(retrieves)}"
+                if retrieves
+                else "a retrieve step id, but the workflow has no retrieve step",
+            )
+        elif not retrieves:
+            yield Problem(
+                ("steps", i, "kind"),
+                "an `answer` step answers from retrieved passages, but the workflow has no "
+                "`retrieve` step",
+                "a `retrieve` step before it",
+            )
 
 
 def _tool_problems(spec: WorkflowSpec, tool_names: set[str]) -> Iterator[Problem]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ from controlroom.tools.gate import Decision, Verdict
 from controlroom.tools.policy_files import PolicyBundle, PolicyInfo, load_policy_folder
 from controlroom.tools.spec import Tool
 
-USER_TYPE, ROLE_TYPE = "User", "Role"
+USER_TYPE, ROLE_TYPE, LABEL_TYPE = "User", "Role", "Label"
+READ_DOCUMENT = "read_document"
 PROJECT_POLICIES = "policies"
 BUILTIN_PREFIX = "builtin:"
 _TEMPLATE = re.compile(r"\{(principal|context|resource)\.([A-Za-z_][A-Za-z0-9_]*)\}|\{action\}")
@@ -64,6 +65,7 @@ class PolicyGate:
         self._with_resource: dict[tuple[int, str], cedarpy.Entities] = {}
         self._generation = itertools.count()
         self._rules: dict[str, str] = {}  # per action: what its permits require
+        self._label_cache: dict[tuple[str, str], tuple[Principal, Decision]] = {}
 
     @classmethod
     def load(cls, folder: Path | str) -> PolicyGate:
@@ -159,6 +161,76 @@ class PolicyGate:
             policies=permit_ids,
             policy_hash=self.policy_hash,
         )
+
+    # documents ---------------------------------------------------------------------------
+    def may_read(self, principal: Principal, labels: Iterable[str]) -> dict[str, Decision]:
+        """Which document access labels ``principal`` may read, one Cedar request each.
+
+        The request is ``principal``, ``Action::"read_document"``, ``Label::"<label>"``
+        (attribute ``name``), context ``effect: "read"``. Default deny, forbid wins, and any
+        evaluation error denies that label.
+        """
+        out: dict[str, Decision] = {}
+        wanted = list(dict.fromkeys(labels))
+        if READ_DOCUMENT not in self.bundle.schema.action_context:
+            reason = (
+                f"the policy schema of {self.bundle.folder} does not declare the action "
+                f"`{READ_DOCUMENT}`, so no document may be read (see the `documents.cedar` "
+                "policies of builtin:pack)"
+            )
+            return {label: self._deny(reason, ("default-deny",)) for label in wanted}
+        try:
+            entities, _ = self._principal_entities(principal)
+        except CedarValueError as exc:
+            return {
+                label: self._deny(f"{principal.id} cannot be checked: {exc}", ("policy-input",))
+                for label in wanted
+            }
+        for label in wanted:
+            cached = self._label_cache.get((principal.id, label))
+            if cached is not None and cached[0] == principal:
+                out[label] = cached[1]
+                continue
+            delta = dumps([entity(LABEL_TYPE, label, {"name": label})])
+            request = {
+                "principal": {"type": USER_TYPE, "id": principal.id},
+                "action": {"type": "Action", "id": READ_DOCUMENT},
+                "resource": {"type": LABEL_TYPE, "id": label},
+                "context": {"effect": "read"},
+            }
+            try:
+                result = cedarpy.is_authorized(
+                    request, self.bundle.policy_set, entities.with_added_json_str(delta)
+                )
+            except ValueError as exc:
+                why = f"label {label!r} cannot be checked: {exc}"
+                out[label] = self._deny(why, ("policy-input",))
+                continue
+            matched = sorted(result.diagnostics.reasons, key=lambda p: self._order.get(p, 1 << 30))
+            if result.diagnostics.errors:
+                decision = self._deny(
+                    f"the policies could not be evaluated for label {label!r}; denied to be safe",
+                    ("policy-error",),
+                )
+            elif result.allowed:
+                decision = Decision(
+                    verdict=Verdict.ALLOW,
+                    reason=f"permitted by {', '.join(matched)}",
+                    policies=tuple(matched),
+                    policy_hash=self.policy_hash,
+                )
+            else:
+                decision = self._deny(
+                    f"no policy lets {principal.id} read documents labelled {label!r}"
+                    if not matched
+                    else f"forbidden by {', '.join(matched)}",
+                    tuple(matched) or ("default-deny",),
+                )
+            if len(self._label_cache) >= _MAX_CACHED * 4:
+                self._label_cache.clear()
+            self._label_cache[(principal.id, label)] = (principal, decision)
+            out[label] = decision
+        return out
 
     # building the request --------------------------------------------------------------
     def _request(

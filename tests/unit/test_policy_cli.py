@@ -92,7 +92,7 @@ def test_tools_lists_effects_and_who_may_call(pack_home: Path) -> None:
 
 def test_validate_reports_ok_and_problems(pack_home: Path, tmp_path: Path) -> None:
     ok = cli.invoke(app, ["policy", "validate"])
-    assert ok.exit_code == 0 and "17 policies valid against the schema" in ok.stdout
+    assert ok.exit_code == 0 and "23 policies valid against the schema" in ok.stdout
     assert cli.invoke(app, ["policy", "validate", ASSISTANT]).exit_code == 0
     broken = tmp_path / "rules"
     shutil.copytree(builtin_policies("pack"), broken)

@@ -87,7 +87,10 @@ def test_valid_file_round_trips(tmp_path: Path) -> None:
 def test_example_workflow_loads() -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "invoice-payment"
     spec = load_workflow_file(example / "workflow.yaml")
-    assert [s.id for s in spec.steps] == ["find", "lookup", "decide", "pay", "execute", "report"]
+    assert [s.id for s in spec.steps] == [
+        "find", "lookup", "vendor", "vendor_lookup", "decide", "pay", "execute", "confirm",
+        "mail", "report",
+    ]  # fmt: skip
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -183,7 +186,8 @@ def test_unknown_step_kind_lists_the_kinds(tmp_path: Path) -> None:
     message = error_for(path)
     assert message.startswith(f"{path}:26: at `steps[3].kind`: unknown step kind `approve`")
     assert (
-        "Expected `kind` to be one of: model, tools, branch, approval, reason, choose." in message
+        "Expected `kind` to be one of: model, tools, branch, approval, reason, choose, retrieve, answer."
+        in message
     )
 
 

@@ -1,0 +1,147 @@
+"""Access-filtered search: a user finds only chunks they may read.
+
+Two checks, neither trusting the other:
+
+1. **Inside the query.** The user's readable labels are decided by the Cedar policies
+   (``read_document`` on ``Label::"<name>"``, one source of truth with the tool gate and the
+   directory). Every label set in the store whose labels are all readable becomes an
+   allowed ``access`` key, and only those label sets' partitions are searched (see
+   :mod:`controlroom.retrieval.store`): the nearest-neighbour search itself never considers
+   anything else, so an unreadable chunk cannot crowd out readable ones or reach the
+   model. No allowed key, no query.
+2. **After the query.** Every returned chunk's own labels are checked again against the
+   readable set; a chunk that fails is dropped and counted (it would mean a store whose
+   metadata was altered, and the count is recorded in the audit).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from controlroom.identity import Principal
+from controlroom.retrieval.store import DocumentStore, labels_of
+from controlroom.tools.policy import PolicyGate
+
+ABSTAIN = "The documents I can access do not answer this."
+
+
+class RetrievedChunk(BaseModel):
+    """A chunk as shown to the model and to supervisors."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    text: str
+    source: str
+    title: str
+    headings: str = ""
+    labels: tuple[str, ...]
+    score: float = Field(description="cosine similarity to the query, -1..1")
+    department: str = ""
+    owner: str = ""
+
+    def cite_as(self) -> str:
+        where = f"{self.title} > {self.headings}" if self.headings else self.title
+        return f"[{self.id}] {where}"
+
+
+class AccessScope(BaseModel):
+    """What one user may read, and why."""
+
+    user: str
+    readable: frozenset[str]
+    denied: dict[str, str] = Field(default_factory=dict)  # label -> reason
+    allowed_keys: list[str] = Field(default_factory=list)
+    policy_hash: str = ""
+
+    def may_read(self, labels: Sequence[str]) -> bool:
+        return bool(labels) and all(label in self.readable for label in labels)
+
+
+class SearchResult(BaseModel):
+    query: str
+    user: str
+    chunks: list[RetrievedChunk]
+    scope: AccessScope
+    below_threshold: int = 0  # nearest chunks dropped for a score under min_score
+    dropped_by_recheck: int = 0  # returned by the store, refused by the label re-check
+    latency_ms: float = 0.0
+
+    def audit_view(self) -> list[dict[str, Any]]:
+        return [
+            {"id": c.id, "labels": list(c.labels), "score": round(c.score, 4)} for c in self.chunks
+        ]
+
+
+class Retriever:
+    """Search ``store`` for a principal under the document policies of ``policies``."""
+
+    def __init__(self, store: DocumentStore, policies: PolicyGate) -> None:
+        self.store = store
+        self.policies = policies
+
+    def scope(self, principal: Principal) -> AccessScope:
+        keys = self.store.access_keys()
+        labels = sorted({label for key in keys for label in labels_of(key)})
+        decisions = self.policies.may_read(principal, labels)
+        readable = frozenset(lbl for lbl, d in decisions.items() if d.verdict.value == "allow")
+        denied = {lbl: d.reason for lbl, d in decisions.items() if d.verdict.value != "allow"}
+        allowed = [k for k in keys if labels_of(k) and all(x in readable for x in labels_of(k))]
+        return AccessScope(
+            user=principal.id,
+            readable=readable,
+            denied=denied,
+            allowed_keys=allowed,
+            policy_hash=self.policies.policy_hash,
+        )
+
+    def search(
+        self,
+        query: str,
+        principal: Principal,
+        *,
+        k: int = 5,
+        min_score: float = 0.0,
+    ) -> SearchResult:
+        started = time.perf_counter()
+        scope = self.scope(principal)
+        chunks: list[RetrievedChunk] = []
+        below = dropped = 0
+        if scope.allowed_keys and query.strip():
+            vector = self.store.embedder.embed([query])[0]
+            nearest = self.store.query(vector, k=k, keys=scope.allowed_keys)
+            for chunk_id, text, meta, distance in nearest:
+                labels = labels_of(str(meta.get("labels", "")))
+                if not scope.may_read(labels) or meta.get("access") not in scope.allowed_keys:
+                    dropped += 1
+                    continue
+                score = 1.0 - distance
+                if score < min_score:
+                    below += 1
+                    continue
+                chunks.append(
+                    RetrievedChunk(
+                        id=chunk_id,
+                        text=text,
+                        source=str(meta.get("source", "")),
+                        title=str(meta.get("title", "")),
+                        headings=str(meta.get("headings", "")),
+                        labels=labels,
+                        score=score,
+                        department=str(meta.get("department", "")),
+                        owner=str(meta.get("owner", "")),
+                    )
+                )
+        return SearchResult(
+            query=query,
+            user=principal.id,
+            chunks=chunks,
+            scope=scope,
+            below_threshold=below,
+            dropped_by_recheck=dropped,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
