@@ -18,6 +18,7 @@ STATUS_STYLE = {
     RunStatus.PAUSED: "cyan",
     RunStatus.RUNNING: "blue",
     RunStatus.INTERRUPTED: "magenta",
+    RunStatus.QUEUED: "dim",
     RunStatus.FAILED: "red",
 }
 
@@ -73,7 +74,7 @@ def next_commands(result: RunResult) -> list[str]:
                 f"controlroom reject {run_id} {a.approval_id} --user APPROVER --reason TEXT"
             )
         return lines
-    if status in (RunStatus.PAUSED, RunStatus.INTERRUPTED):
+    if status in (RunStatus.PAUSED, RunStatus.INTERRUPTED, RunStatus.QUEUED):
         return [f"controlroom step {run_id}", f"controlroom resume {run_id}"]
     if status is RunStatus.FAILED:
         return [f"controlroom resume {run_id}   # retries from the last completed step"]

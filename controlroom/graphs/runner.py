@@ -13,15 +13,17 @@ whenever this process stops driving the run; the nodes record the steps in betwe
 
 from __future__ import annotations
 
-import sqlite3
+import re
+import threading
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage, HumanMessage
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.base import copy_checkpoint
+from langgraph.checkpoint.base.id import uuid6
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, StateSnapshot
 from pydantic import BaseModel, Field
@@ -34,15 +36,17 @@ from controlroom.errors import (
     ApprovalDecidedError,
     ApprovalError,
     ControlroomError,
+    RunBusyError,
     RunStateError,
     ToolError,
     UnknownToolError,
 )
 from controlroom.graphs.audit_hooks import AuditFactory, record_decision, record_stop
+from controlroom.graphs.backend import checkpoints_from_saver, open_backend
 from controlroom.graphs.compile import to_state_graph
-from controlroom.graphs.locks import is_locked, run_lock
 from controlroom.graphs.nodes import decision_payload
-from controlroom.graphs.state import ApproveMode, RunContext, RunState
+from controlroom.graphs.spec import ToolsStep
+from controlroom.graphs.state import ApproveMode, RunContext, RunState, last_ai_message
 from controlroom.graphs.store import (
     Approval,
     ApprovalStatus,
@@ -51,12 +55,25 @@ from controlroom.graphs.store import (
     Store,
     now,
 )
+from controlroom.graphs.supervision import (
+    Breakpoints,
+    CheckpointInfo,
+    HeadCache,
+    RunEvent,
+    StateEdits,
+    StopRequests,
+    Watcher,
+    list_checkpoints,
+    resolve_checkpoint,
+)
 from controlroom.graphs.workflow import PYTHON_OBJECT, Workflow, load_workflow
 from controlroom.identity import Directory, Principal
+from controlroom.retrieval import DocumentStore, Retriever, document_policies, open_store
 from controlroom.tools.gate import Decision, DeclaredGate, Gate, Verdict
-from controlroom.tools.policy import may_approve, project_gate
+from controlroom.tools.policy import PolicyGate, may_approve, project_gate
 
 CompiledGraph = CompiledStateGraph[RunState, RunContext, RunState, RunState]
+MAX_STEPS_PER_CALL = 250  # graph steps one start/resume/approve may take before it fails
 
 
 class RunResult(BaseModel):
@@ -64,6 +81,7 @@ class RunResult(BaseModel):
 
     run: RunRecord
     pending: list[Approval] = Field(default_factory=list)
+    paused_at: str | None = None  # why a paused run paused: a step, a breakpoint, a stop
 
     @property
     def run_id(self) -> str:
@@ -86,9 +104,35 @@ def _answered(graph_input: Any) -> list[str]:
     return [aid for answers in resume.values() if isinstance(answers, dict) for aid in answers]
 
 
-def strict_serializer() -> JsonPlusSerializer:
-    """Checkpoint serializer that only revives LangGraph's allow-listed safe types."""
-    return JsonPlusSerializer(allowed_msgpack_modules=None)
+def _interrupt_before(breaks: Breakpoints, wf: Workflow) -> list[str] | str | None:
+    """The nodes LangGraph must pause before so the runner can check the breakpoints."""
+    if breaks.every_node:
+        return "*"
+    nodes = set(breaks.nodes)
+    if breaks.tools:  # whether a tools step calls a watched tool is known only before it runs
+        nodes |= {s.id for s in wf.spec.steps if isinstance(s, ToolsStep)}
+    return sorted(nodes) or None
+
+
+def _apply_edits(values: dict[str, Any], edits: StateEdits) -> None:
+    """Change a copied checkpoint's channel values (the fork's starting state)."""
+    if edits.input is not None:
+        values["input"] = edits.input
+        messages = list(values.get("messages") or [])
+        for i, message in enumerate(messages):
+            if isinstance(message, HumanMessage):  # the request the model sees
+                messages[i] = HumanMessage(content=edits.input, id=message.id)
+                break
+        values["messages"] = messages
+    if edits.vars is not None:
+        values["vars"] = dict(edits.vars)
+    if edits.output is not None:
+        values["output"] = edits.output
+
+
+def _first_state(text: str) -> RunState:
+    """The state a run starts from: the user's input as the first message."""
+    return {"input": text, "messages": [HumanMessage(content=text)], "vars": {}, "output": None}
 
 
 class Runner:
@@ -102,32 +146,40 @@ class Runner:
         directory: Directory | None = None,
         gate: Gate | None = None,
         models: dict[str, BaseChatModel] | None = None,
+        documents: DocumentStore | None = None,
     ) -> None:
         settings = settings or Settings()
         if home is not None:
             settings = settings.model_copy(update={"home": Path(home)})
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
-        self.store = Store(settings.store_path)
-        self._conn = sqlite3.connect(settings.checkpoints_path, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA busy_timeout=10000")
-        self.checkpointer = SqliteSaver(self._conn, serde=strict_serializer())
-        self.checkpointer.setup()
+        # Store, checkpointer and run locks: SQLite files in the project folder, or
+        # PostgreSQL when CONTROLROOM_DATABASE_URL is set (controlroom.graphs.backend).
+        self.backend = open_backend(settings)
+        self.store: Store = self.backend.store
+        self.checkpointer: Any = self.backend.checkpointer
+        # SQLite's checkpoint connection (read directly for fast listings); None on PostgreSQL
+        self._conn: Any = getattr(self.backend, "conn", None)
         self._directory = directory
         # The gate of workflows that name no policies: the caller's, else the project's
         # default policies (<home>/policies), else the tools' declared behaviour.
         self.gate: Gate = gate or project_gate(settings.home) or DeclaredGate()
         self._models: dict[str, BaseChatModel] = dict(models or {})
+        self._documents = documents  # the document store, opened on first retrieval
+        self._retrievers: dict[str, Retriever] = {}
         self._graphs: dict[str, CompiledGraph] = {}
         self._known: dict[str, Workflow] = {}
         self._audits = AuditFactory(settings)
+        self._breakpoints: dict[str, Breakpoints] = {}
+        self._watchers: list[Watcher] = []
+        self._token_watchers: list[Watcher] = []
+        self._watch_lock = threading.Lock()
+        self._stops = StopRequests(settings.locks_path)
+        self._heads: HeadCache = {}  # what each (immutable) checkpoint says, read once
 
     def close(self) -> None:
         self._audits.close()
-        self.store.close()
-        self._conn.close()
+        self.backend.close()
 
     def __enter__(self) -> Runner:
         return self
@@ -144,6 +196,22 @@ class Runner:
 
     def principal(self, user_id: str) -> Principal:
         return self.directory.get_principal(user_id)
+
+    @property
+    def documents(self) -> DocumentStore:
+        """The project's document store (a Chroma server if configured, else embedded)."""
+        if self._documents is None:
+            self._documents = open_store(self.settings)
+        return self._documents
+
+    def retriever(self, workflow: Workflow | None = None) -> Retriever:
+        """Access-filtered search under the workflow's policies (else the project's)."""
+        gate = workflow.gate if workflow is not None else None
+        policies = gate if isinstance(gate, PolicyGate) else document_policies(self.settings)
+        found = self._retrievers.get(policies.policy_hash)
+        if found is None:
+            found = self._retrievers[policies.policy_hash] = Retriever(self.documents, policies)
+        return found
 
     def _model_getter(self, workflow: Workflow) -> Any:
         def get(spec: str) -> BaseChatModel:
@@ -163,7 +231,9 @@ class Runner:
 
     @staticmethod
     def _config(run_id: str) -> Any:
-        return {"configurable": {"thread_id": run_id}}
+        # LangGraph's default of 25 steps per call stops an agent after ~12 tool rounds; the
+        # limit stays as the guard against a model that never stops calling tools
+        return {"configurable": {"thread_id": run_id}, "recursion_limit": MAX_STEPS_PER_CALL}
 
     def register(self, workflow: Workflow) -> Workflow:
         """Make a Python-built workflow known, so runs of it can be resumed by id here."""
@@ -172,17 +242,16 @@ class Runner:
 
     # reading -----------------------------------------------------------------------
     def _live(self, record: RunRecord) -> RunRecord:
-        if record.status is RunStatus.RUNNING and not is_locked(
-            self.settings.locks_path, record.run_id
-        ):
+        if record.status is RunStatus.RUNNING and not self.backend.is_locked(record.run_id):
             return record.model_copy(update={"status": RunStatus.INTERRUPTED})
         return record
 
     def get_run(self, run_id: str) -> RunRecord:
         return self._live(self.store.get_run(run_id))
 
-    def list_runs(self, status: RunStatus | None = None) -> list[RunRecord]:
-        records = [self._live(r) for r in self.store.list_runs()]
+    def list_runs(self, status: RunStatus | None = None, *, limit: int = 200) -> list[RunRecord]:
+        """Runs, newest first (at most ``limit``)."""
+        records = [self._live(r) for r in self.store.list_runs(limit=limit)]
         return [r for r in records if status is None or r.status is status]
 
     def approvals(self, run_id: str | None = None) -> list[Approval]:
@@ -196,11 +265,11 @@ class Runner:
         record = self.store.get_run(run_id)
         saved = self.checkpointer.get_tuple(self._config(record.run_id))
         values = saved.checkpoint["channel_values"] if saved is not None else {}
-        state: RunState = {}
-        for key in ("input", "messages", "vars", "output", "reasoning"):
-            if key in values:
-                state[key] = values[key]
-        return state
+        return cast(RunState, {k: values[k] for k in RunState.__annotations__ if k in values})
+
+    def workflow(self, run_id: str) -> Workflow:
+        """The workflow a run executes (loaded again from its file or module reference)."""
+        return self._workflow_for(self.store.get_run(run_id), None, allow_changed=True)
 
     def messages(self, run_id: str) -> list[AnyMessage]:
         return list(self.state(run_id).get("messages") or [])
@@ -235,30 +304,93 @@ class Runner:
         model: str | None = None,
         approve: ApproveMode = "ask",
         step: bool = False,
+        breakpoints: Breakpoints | None = None,
     ) -> RunResult:
-        """Start a run for ``user`` (a directory id, chosen by the caller, never the model)."""
+        """Start a run for ``user`` (a directory id, chosen by the caller, never the model).
+
+        With ``breakpoints`` the run pauses before the nodes or tool calls they name (with
+        ``Breakpoints(every_node=True)``, before its first node already)."""
         wf = self.register(load_workflow(workflow))
         principal = self.principal(user)
+        run_id = "r" + uuid.uuid4().hex[:11]
+        if breakpoints:
+            self._breakpoints[run_id] = breakpoints
+        self._new_run(
+            wf,
+            principal,
+            input=input,
+            model=model,
+            approve=approve,
+            run_id=run_id,
+            status=RunStatus.RUNNING,
+        )
+        first = _first_state(input)
+        with self.backend.run_lock(run_id):
+            return self._drive(run_id, wf, principal, first, step=step, fresh=True)
+
+    def create(
+        self,
+        workflow: str | Path | Workflow,
+        *,
+        user: str,
+        input: str,
+        model: str | None = None,
+        approve: ApproveMode = "ask",
+        run_id: str | None = None,
+    ) -> RunRecord:
+        """Record a run without executing it (status ``queued``); ``resume`` starts it.
+
+        What batches use: every input becomes a durable run before any worker picks it
+        up. With ``run_id`` (``r`` and 11 hex digits) creating the same run twice returns
+        the existing record, so a batch that crashed while creating its runs can go on."""
+        wf = self.register(load_workflow(workflow))
+        principal = self.principal(user)
+        if run_id is not None:
+            if not re.fullmatch(r"r[0-9a-f]{11}", run_id):
+                raise RunStateError(f"'{run_id}' is not a run id (r and 11 hex digits).")
+            existing = self.store.runs_by_id([run_id]).get(run_id)
+            if existing is not None:
+                return existing
+        run_id = run_id or "r" + uuid.uuid4().hex[:11]
+        return self._new_run(
+            wf,
+            principal,
+            input=input,
+            model=model,
+            approve=approve,
+            run_id=run_id,
+            status=RunStatus.QUEUED,
+        )
+
+    def _new_run(
+        self,
+        wf: Workflow,
+        principal: Principal,
+        *,
+        input: str,
+        model: str | None,
+        approve: ApproveMode,
+        run_id: str,
+        status: RunStatus,
+    ) -> RunRecord:
         model_spec = model or wf.spec.model or self.settings.model
         self._model_getter(wf)(model_spec)  # a missing model fails before the run exists
-        run_id = "r" + uuid.uuid4().hex[:11]
         audit = self._audits.for_run(run_id, wf)  # a bad audit key fails before the run exists
         stamp = now()
-        self.store.insert_run(
-            RunRecord(
-                run_id=run_id,
-                workflow=wf.name,
-                workflow_ref=wf.ref,
-                workflow_hash=wf.digest,
-                user_id=principal.id,
-                input=input,
-                model=model_spec,
-                approve_mode=approve,
-                status=RunStatus.RUNNING,
-                created_at=stamp,
-                updated_at=stamp,
-            )
+        record = RunRecord(
+            run_id=run_id,
+            workflow=wf.name,
+            workflow_ref=wf.ref,
+            workflow_hash=wf.digest,
+            user_id=principal.id,
+            input=input,
+            model=model_spec,
+            approve_mode=approve,
+            status=status,
+            created_at=stamp,
+            updated_at=stamp,
         )
+        self.store.insert_run(record)
         audit.run_started(
             principal=principal,
             model_spec=model_spec,
@@ -266,14 +398,9 @@ class Runner:
             input_text=input,
             config=self._audits.config(),
         )
-        first: RunState = {
-            "input": input,
-            "messages": [HumanMessage(content=input)],
-            "vars": {},
-            "output": None,
-        }
-        with run_lock(self.settings.locks_path, run_id):
-            return self._drive(run_id, wf, principal, first, step=step, fresh=True)
+        if status is RunStatus.QUEUED:
+            audit.close()  # whichever process starts it reopens the log
+        return record
 
     def resume(
         self,
@@ -287,9 +414,13 @@ class Runner:
         record = self.store.get_run(run_id)
         wf = self._workflow_for(record, workflow, allow_changed=allow_changed)
         principal = self.principal(record.user_id)
-        with run_lock(self.settings.locks_path, record.run_id):
+        with self.backend.run_lock(record.run_id):
             graph = self._graph(wf)
             snapshot = graph.get_state(self._config(record.run_id))
+            if snapshot.metadata is None:  # created (queued) but never executed: start it
+                self.store.update_run(record.run_id, status=RunStatus.RUNNING)
+                first = _first_state(record.input)
+                return self._drive(record.run_id, wf, principal, first, step=step, fresh=True)
             if snapshot.interrupts:
                 resume: dict[str, Any] = {}
                 for intr in snapshot.interrupts:
@@ -387,6 +518,203 @@ class Runner:
         self._record_decision(record, decided)
         return self._after_decision(record.run_id, resume)
 
+    # supervising -------------------------------------------------------------------
+    def set_breakpoints(self, run_id: str, breakpoints: Breakpoints | None) -> Breakpoints:
+        """Pause the run (when this runner drives it) before these nodes or tool calls;
+        ``None`` or an empty :class:`Breakpoints` clears them. They belong to this runner,
+        like a debugger's: another process driving the run does not see them."""
+        run_id = self.store.get_run(run_id).run_id
+        if breakpoints:
+            self._breakpoints[run_id] = breakpoints
+        else:
+            self._breakpoints.pop(run_id, None)
+        return self.breakpoints(run_id)
+
+    def breakpoints(self, run_id: str) -> Breakpoints:
+        return self._breakpoints.get(run_id, Breakpoints())
+
+    def watch(self, watcher: Watcher, *, tokens: bool = False) -> Callable[[], None]:
+        """Call ``watcher`` with the :class:`RunEvent` s of every run this runner drives (from
+        the driving thread); returns the function that stops watching.
+
+        With ``tokens`` the models' output is streamed to it as well (``token`` events): models
+        are then called in streaming mode, and a model whose streaming omits token usage
+        (the embedded llama.cpp adapter today) leaves it out of the audit records."""
+        with self._watch_lock:
+            self._watchers.append(watcher)
+            if tokens:
+                self._token_watchers.append(watcher)
+
+        def unwatch() -> None:
+            with self._watch_lock:
+                for group in (self._watchers, self._token_watchers):
+                    if watcher in group:
+                        group.remove(watcher)
+
+        return unwatch
+
+    def _tell(self, event: RunEvent) -> None:
+        with self._watch_lock:
+            watchers = list(self._watchers)
+        for watcher in watchers:
+            try:
+                watcher(event)
+            except Exception:  # a watcher's bug never stops a run
+                continue
+
+    def stop(self, run_id: str, *, by: str) -> bool:
+        """Ask the process driving the run to pause it before its next node.
+
+        Returns False when nothing drives the run right now (it is already stopped: waiting,
+        paused, finished or interrupted). The node in progress finishes first; the run ends
+        up paused, and ``resume`` continues it."""
+        record = self.store.get_run(run_id)
+        if not self.backend.is_locked(record.run_id):
+            return False
+        self._stops.request(record.run_id, by)
+        return True
+
+    def checkpoints(self, run_id: str) -> list[CheckpointInfo]:
+        """The run's saved checkpoints, oldest first: the points time travel can fork from."""
+        record = self.store.get_run(run_id)
+        if self._conn is None:  # PostgreSQL: no SQLite tables to read, ask the checkpointer
+            return checkpoints_from_saver(self.checkpointer, record.run_id)
+        with self.checkpointer.lock:
+            return list_checkpoints(self._conn, record.run_id, self._heads)
+
+    def state_at(self, run_id: str, checkpoint: str) -> RunState:
+        """The run's state as saved at one checkpoint (an id, a unique prefix, or step:N)."""
+        record = self.store.get_run(run_id)
+        exact = CheckpointInfo(checkpoint_id=checkpoint, step=0, source="")
+        saved = self.checkpointer.get_tuple(self._checkpoint_config(record.run_id, exact))
+        if saved is None:  # a prefix or step:N
+            info = resolve_checkpoint(self.checkpoints(record.run_id), checkpoint, record.run_id)
+            saved = self.checkpointer.get_tuple(self._checkpoint_config(record.run_id, info))
+        values = saved.checkpoint["channel_values"] if saved is not None else {}
+        if "__start__" in values and isinstance(values["__start__"], dict):
+            values = {**values["__start__"], **values}
+        return cast(RunState, {k: values[k] for k in RunState.__annotations__ if k in values})
+
+    @staticmethod
+    def _checkpoint_config(run_id: str, info: CheckpointInfo) -> Any:
+        return {
+            "configurable": {
+                "thread_id": run_id,
+                "checkpoint_ns": "",
+                "checkpoint_id": info.checkpoint_id,
+            }
+        }
+
+    def fork(
+        self,
+        run_id: str,
+        checkpoint: str,
+        *,
+        by: str,
+        edits: StateEdits | dict[str, Any] | None = None,
+        model: str | None = None,
+        resume: bool = False,
+        breakpoints: Breakpoints | None = None,
+    ) -> RunResult:
+        """Start a new run from one of a run's past checkpoints (time travel).
+
+        The new run acts for the same user with the origin's workflow, state and model
+        (``model`` overrides it); ``edits`` change the state first. It is linked to its
+        origin (``parent_run_id``, ``parent_checkpoint``) in the store and in its audit log's
+        first record, with who forked it. It starts paused before the node the checkpoint
+        had scheduled; ``resume=True`` carries it on at once. Its tool calls go through the
+        gate again and its approvals are asked again: a fork is a new run, not a replay.
+        """
+        origin = self.store.get_run(run_id)
+        forker = self.principal(by)
+        changes = edits if isinstance(edits, StateEdits) else StateEdits.model_validate(edits or {})
+        wf = self._workflow_for(origin, None, allow_changed=False)
+        principal = self.principal(origin.user_id)
+        info = resolve_checkpoint(self.checkpoints(origin.run_id), checkpoint, origin.run_id)
+        if info.step < 0 and changes.changed():
+            raise RunStateError(
+                f"Checkpoint {info.checkpoint_id} holds only the run's input; fork from step:0 "
+                "to edit the state.",
+                title="Cannot edit this checkpoint",
+            )
+        saved = self.checkpointer.get_tuple(self._checkpoint_config(origin.run_id, info))
+        if saved is None:
+            raise RunStateError(f"Checkpoint {info.checkpoint_id} of run {origin.run_id} is gone.")
+        model_spec = model or origin.model
+        self._model_getter(wf)(model_spec)  # a missing model fails before the run exists
+        new_id = "r" + uuid.uuid4().hex[:11]
+        copied = copy_checkpoint(saved.checkpoint)
+        copied["id"] = str(uuid6(clock_seq=-2))
+        _apply_edits(copied["channel_values"], changes)
+        self.checkpointer.put(
+            {"configurable": {"thread_id": new_id, "checkpoint_ns": ""}},
+            copied,
+            {"source": "fork", "step": info.step, "parents": {}},
+            {},
+        )
+        audit = self._audits.for_run(new_id, wf)
+        stamp = now()
+        values = copied["channel_values"]
+        text = str(values.get("input", origin.input)) if changes.input is None else changes.input
+        self.store.insert_run(
+            origin.model_copy(
+                update={
+                    "run_id": new_id,
+                    "input": text,
+                    "model": model_spec,
+                    "status": RunStatus.PAUSED,
+                    "output": None,
+                    "error": None,
+                    "next_steps": [n for n in info.next if n != "__start__"] or info.next,
+                    "parent_run_id": origin.run_id,
+                    "parent_checkpoint": info.checkpoint_id,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                    "pending_approvals": 0,
+                }
+            )
+        )
+        audit.run_started(
+            principal=principal,
+            model_spec=model_spec,
+            approve_mode=origin.approve_mode,
+            input_text=text,
+            config=self._audits.config(),
+            fork={
+                "run_id": origin.run_id,
+                "checkpoint_id": info.checkpoint_id,
+                "step": info.step,
+                "by": forker.id,
+                "edited": changes.changed(),
+            },
+        )
+        record_stop(audit, "paused", output=None, error=None, next_steps=info.next, pending=[])
+        if breakpoints:
+            self._breakpoints[new_id] = breakpoints
+        if resume:
+            return self.resume(new_id)
+        where = f"forked from {origin.run_id} at step {info.step}"
+        return RunResult(run=self.get_run(new_id), pending=[], paused_at=where)
+
+    def _breakpoint_hit(
+        self, breaks: Breakpoints, wf: Workflow, snapshot: StateSnapshot
+    ) -> str | None:
+        """Why the run must stay paused where LangGraph stopped it, or None to go on."""
+        nxt = list(snapshot.next)
+        if breaks.every_node:
+            return "step mode: before " + ", ".join(nxt)
+        hit = sorted(set(nxt) & breaks.nodes)
+        if hit:
+            return f"breakpoint on node {hit[0]}"
+        tool_steps = {s.id for s in wf.spec.steps if isinstance(s, ToolsStep)}
+        if breaks.tools and set(nxt) & tool_steps:
+            last = last_ai_message(snapshot.values)  # type: ignore[arg-type]
+            called = {c["name"] for c in last.tool_calls} if last is not None else set()
+            hit = sorted(called & breaks.tools)
+            if hit:
+                return f"breakpoint on tool {hit[0]}"
+        return None
+
     # internals ---------------------------------------------------------------------
     @staticmethod
     def _ensure_may_decide(needs: Decision, approver: Principal, requester: Principal) -> None:
@@ -419,7 +747,13 @@ class Runner:
 
     def _after_decision(self, run_id: str, resume: bool) -> RunResult:
         if resume and not self.store.list_approvals(run_id=run_id):
-            return self.resume(run_id)
+            try:
+                return self.resume(run_id)
+            except RunBusyError:  # another process (a batch's worker) took the run on first
+                record = self.get_run(run_id)
+                if record.status not in (RunStatus.COMPLETED, RunStatus.FAILED):
+                    record = record.model_copy(update={"status": RunStatus.RUNNING})
+                return RunResult(run=record, pending=[])
         return RunResult(run=self.get_run(run_id), pending=self.store.list_approvals(run_id=run_id))
 
     def _workflow_for(
@@ -468,6 +802,7 @@ class Runner:
             tools=wf.tools,
             gate=wf.gate or self.gate,
             get_model=self._model_getter(wf),
+            retriever=lambda: self.retriever(wf),
             default_model=record.model,
             approve_mode=record.approve_mode,  # type: ignore[arg-type]
             home=self.settings.home,
@@ -476,15 +811,26 @@ class Runner:
         )
         graph = self._graph(wf)
         config = self._config(run_id)
+        breaks = self._breakpoints.get(run_id, Breakpoints())
+        self._stops.clear(run_id)  # a request made while nothing drove the run is stale
+        paused_at: str | None = "step" if step else None
         try:
             with using_home(self.settings.home):
-                graph.invoke(
-                    graph_input,
-                    config,
-                    context=ctx,
-                    durability="sync",
-                    interrupt_after="*" if step else None,
-                )
+                before = _interrupt_before(breaks, wf)
+                while True:
+                    stopped_by = self._stream(graph, graph_input, ctx, step=step, before=before)
+                    if stopped_by is not None:
+                        paused_at = f"stopped by {stopped_by}"
+                        break
+                    if step or not breaks:
+                        break
+                    snapshot = graph.get_state(config)
+                    if snapshot.interrupts or not snapshot.next:
+                        break
+                    paused_at = self._breakpoint_hit(breaks, wf, snapshot)
+                    if paused_at is not None:
+                        break
+                    graph_input = None  # paused before a tools step that calls no watched tool
         except ControlroomError as exc:
             return self._fail(run_id, graph, f"{exc.title}: {exc.message}")
         except Exception as exc:
@@ -493,7 +839,65 @@ class Runner:
             self.store.update_run(run_id, status=RunStatus.INTERRUPTED)
             record_stop(audit, "interrupted", output=None, error=None, next_steps=[], pending=[])
             raise
-        return self._stopped(audit, self._settle(run_id, graph.get_state(config)))
+        result = self._settle(run_id, graph.get_state(config))
+        if result.status is RunStatus.PAUSED:
+            result.paused_at = paused_at
+        self._tell(RunEvent(run_id=run_id, kind="stopped", text=result.status.value))
+        return self._stopped(audit, result)
+
+    def _stream(
+        self,
+        graph: CompiledGraph,
+        graph_input: Any,
+        ctx: RunContext,
+        *,
+        step: bool,
+        before: list[str] | str | None,
+    ) -> str | None:
+        """Execute until the graph stops; returns who asked it to stop, if someone did.
+
+        A stop request is honoured before a node starts: the node in progress finishes and
+        its checkpoint is saved, the next one does not begin."""
+        run_id = ctx.run_id
+        modes: list[Any] = ["tasks", "messages"] if self._token_watchers else ["tasks"]
+        stream = graph.stream(  # (mode, chunk) pairs, since stream_mode is a list
+            graph_input,
+            self._config(run_id),
+            context=ctx,
+            durability="sync",
+            interrupt_before=before,
+            interrupt_after="*" if step else None,
+            stream_mode=modes,
+        )
+        try:
+            for mode, chunk in cast(Iterator[tuple[str, Any]], stream):
+                if mode == "tasks" and isinstance(chunk, dict):
+                    finished = "result" in chunk or "error" in chunk
+                    if not finished:
+                        by = self._stops.pending(run_id)
+                        if by is not None:
+                            self._stops.clear(run_id)
+                            return by
+                    if self._watchers:
+                        self._tell(
+                            RunEvent(
+                                run_id=run_id,
+                                kind="node_finished" if finished else "node_started",
+                                node=str(chunk.get("name")),
+                                step=chunk.get("step"),
+                            )
+                        )
+                elif mode == "messages":
+                    message, meta = chunk
+                    text = getattr(message, "text", "")
+                    if text and getattr(message, "type", "") in ("ai", "AIMessageChunk"):
+                        node = (meta or {}).get("langgraph_node")
+                        self._tell(RunEvent(run_id=run_id, kind="token", node=node, text=text))
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:  # a generator: let LangGraph leave its loop cleanly
+                close()
+        return None
 
     @staticmethod
     def _stopped(audit: RunAudit, result: RunResult) -> RunResult:

@@ -8,7 +8,13 @@ if TYPE_CHECKING:
     from controlroom.graphs.runner import Runner
 
 
-def run_app(runner: Runner, *, workflow: str | None = None, user: str | None = None) -> None:
+def run_app(
+    runner: Runner,
+    *,
+    workflow: str | None = None,
+    user: str | None = None,
+    stream_tokens: bool = False,
+) -> None:
     from controlroom.tui.app import ControlRoomApp
 
-    ControlRoomApp(runner, workflow=workflow, user=user).run()
+    ControlRoomApp(runner, workflow=workflow, user=user, stream_tokens=stream_tokens).run()

@@ -1,261 +1,327 @@
-"""The control room, early preview: runs, pending approvals, approve and reject.
+"""The control room: supervise the runs of one project folder as one signed-in user.
 
-The runner's calls that can take a while (a decision resumes the run in this process)
-run in a thread worker that reports back with a message, so the screen never blocks.
-Starting runs, step-through, time travel and the audit view come in a later version.
+Screens: the runs (:mod:`~controlroom.tui.runs_screen`), one run with its graph, timeline and
+step details (:mod:`~controlroom.tui.run_screen`), its audit log (:mod:`~controlroom.tui.
+audit_screen`), and modal panels for approvals, new runs, forks, breakpoints, help, errors.
+
+Whatever executes a run (start, step, continue, approve, reject, fork) runs in a thread
+worker and reports back with a :class:`Driven` message, so the screen never blocks; the
+runner's progress events arrive as :class:`Progress` messages from the driving thread.
+Errors are shown in a modal with their title and message.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import ClassVar
 
-from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
-from rich.text import Text
-from textual import on, work
-from textual.app import App, ComposeResult
+from textual import work
+from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from controlroom.errors import ControlroomError
 from controlroom.graphs.runner import Runner, RunResult
-from controlroom.graphs.store import Approval
-from controlroom.tui.screens import ErrorScreen, HelpScreen, ReasonScreen
+from controlroom.graphs.store import RunStatus
+from controlroom.graphs.supervision import Breakpoints, CheckpointInfo, RunEvent
+from controlroom.tui.approval import ApprovalContext, ApprovalScreen, Decision
+from controlroom.tui.run_screen import RunScreen
+from controlroom.tui.runs_screen import RunsScreen
+from controlroom.tui.screens import (
+    ErrorScreen,
+    ForkRequest,
+    ForkScreen,
+    HelpScreen,
+    NewRunScreen,
+    StartRequest,
+)
 
-TITLE = "controlroom — control room (preview)"
+TITLE = "controlroom — control room"
 SIGN_IN_HINT = (
-    "Approving and rejecting need a signed-in user. Start the control room with "
-    "`controlroom tui --user ID` (an id from the user directory)."
+    "Deciding, starting, stepping and forking runs need a signed-in user. Start the control "
+    "room with `controlroom tui --user ID` (an id from the user directory)."
 )
 
 
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+class Progress(Message):
+    """A runner event from the thread driving a run."""
 
-
-def format_conversation(messages: Sequence[AnyMessage]) -> str:
-    """A run's messages as plain text: who said what, tool calls and tool results."""
-    if not messages:
-        return "(no messages yet)"
-    blocks: list[str] = []
-    for msg in messages:
-        if isinstance(msg, ToolMessage):
-            head = f"[tool {msg.name or msg.tool_call_id}]"
-        else:
-            head = {"human": "[user]", "ai": "[assistant]"}.get(msg.type, f"[{msg.type}]")
-        lines = [head]
-        text = str(msg.text)
-        if text:
-            lines.append(text)
-        if isinstance(msg, AIMessage):
-            for call in msg.tool_calls:
-                lines.append(f"→ calls {call['name']}({json.dumps(call['args'])})")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
-
-
-class DecisionDone(Message):
-    """A thread worker finished approving or rejecting (with a result or an error)."""
-
-    def __init__(self, result: RunResult | None, error: tuple[str, str] | None = None) -> None:
+    def __init__(self, event: RunEvent) -> None:
         super().__init__()
+        self.event = event
+
+
+class Driven(Message):
+    """A worker finished executing a run (with a result or an error)."""
+
+    def __init__(
+        self, label: str, result: RunResult | None, error: tuple[str, str] | None = None
+    ) -> None:
+        super().__init__()
+        self.label = label
         self.result = result
         self.error = error
 
 
 class ControlRoomApp(App[None]):
-    """Runs and pending approvals of one project folder, for one signed-in user."""
+    """Runs, step-through, approvals, time travel and the audit of one project folder."""
 
     TITLE = TITLE
-    CSS = """
-    .section { background: $boost; text-style: bold; padding: 0 1; width: 100%; }
-    #runs { height: 1fr; min-height: 4; }
-    #approvals { height: 1fr; min-height: 4; }
-    #detail-scroll { height: 2fr; padding: 0 1; }
-    """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "reload", "Refresh"),
-        Binding("a", "approve", "Approve"),
-        Binding("x", "reject", "Reject"),
+        Binding("n", "new_run", "New run"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
 
     def __init__(
-        self, runner: Runner, *, workflow: str | None = None, user: str | None = None
+        self,
+        runner: Runner,
+        *,
+        workflow: str | None = None,
+        user: str | None = None,
+        poll_seconds: float = 2.0,
+        stream_tokens: bool = False,
     ) -> None:
         super().__init__()
         self.runner = runner
         self.workflow = workflow
         self.user = user
-        self._run_ids: list[str] = []
-        self._approvals: list[Approval] = []
-        self._shown_run: str | None = None
-        self._deciding = False
-
-    def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
-        yield Label("Runs", classes="section")
-        yield DataTable[str](id="runs", cursor_type="row", zebra_stripes=True)
-        yield Label("Pending approvals", classes="section")
-        yield DataTable[str](id="approvals", cursor_type="row", zebra_stripes=True)
-        yield Label("Conversation of the highlighted run", classes="section")
-        with VerticalScroll(id="detail-scroll"):
-            yield Static(Text("(no run selected)"), id="detail")
-        yield Footer()
+        self.poll_seconds = poll_seconds
+        self.stream_tokens = stream_tokens  # see Runner.watch: streaming may cost token counts
+        self.paused_at: dict[str, str] = {}  # why each run paused, as the runner said
+        self._open_next_run = False
+        self._busy: set[str] = set()
+        self._unwatch: Callable[[], None] | None = None
 
     def on_mount(self) -> None:
         signed_in = f"signed in as {self.user}" if self.user else "not signed in"
         self.sub_title = f"{signed_in} · workflow {self.workflow}" if self.workflow else signed_in
-        runs = self.query_one("#runs", DataTable)
-        runs.add_columns("run", "status", "workflow", "user", "started", "pending")
-        approvals = self.query_one("#approvals", DataTable)
-        approvals.add_columns("run", "id", "tool", "effect", "arguments", "reason")
-        self.action_reload()
+        self._unwatch = self.runner.watch(self._tell, tokens=self.stream_tokens)
+        self.push_screen(RunsScreen())
 
-    # reading -----------------------------------------------------------------------
-    def action_reload(self) -> None:
-        """Reload both tables from the store, keeping the cursors where they were."""
-        try:
-            records = self.runner.list_runs()
-            pending = self.runner.approvals()
-        except ControlroomError as exc:
-            self.show_error(exc.title, exc.message)
-            return
-        runs = self.query_one("#runs", DataTable)
-        keep_run = (
-            self._run_ids[runs.cursor_row] if 0 <= runs.cursor_row < len(self._run_ids) else None
-        )
-        runs.clear()
-        self._run_ids = [r.run_id for r in records]
-        for r in records:
-            started = r.created_at[:19].replace("T", " ")
-            runs.add_row(
-                r.run_id, r.status.value, r.workflow, r.user_id, started, str(r.pending_approvals)
-            )
-        if keep_run in self._run_ids:
-            runs.move_cursor(row=self._run_ids.index(keep_run))
+    def _tell(self, event: RunEvent) -> None:
+        self.post_message(Progress(event))  # thread-safe: from the driving thread
 
-        table = self.query_one("#approvals", DataTable)
-        keep_row = table.cursor_row
-        table.clear()
-        self._approvals = list(pending)
-        for item in self._approvals:
-            table.add_row(
-                item.run_id,
-                item.approval_id,
-                item.tool or item.kind,
-                item.effect or "-",
-                _clip(json.dumps(item.args), 50),
-                _clip(item.reason, 50),
-            )
-        if self._approvals:
-            table.move_cursor(row=min(max(keep_row, 0), len(self._approvals) - 1))
-        self._show_run(self._highlighted_run(), force=True)
+    def on_unmount(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
 
-    def _highlighted_run(self) -> str | None:
-        row = self.query_one("#runs", DataTable).cursor_row
-        return self._run_ids[row] if 0 <= row < len(self._run_ids) else None
-
-    def _show_run(self, run_id: str | None, *, force: bool = False) -> None:
-        if run_id == self._shown_run and not force:
-            return
-        self._shown_run = run_id
-        detail = self.query_one("#detail", Static)
-        if run_id is None:
-            detail.update(Text("(no run selected)"))
-            return
-        try:
-            record = self.runner.get_run(run_id)
-            body = format_conversation(self.runner.messages(run_id))
-        except ControlroomError as exc:
-            detail.update(Text(f"Cannot show run {run_id}. {exc.title}: {exc.message}"))
-            return
-        head = (
-            f"run {record.run_id} · {record.workflow} · for {record.user_id} · "
-            f"{record.status.value}"
-        )
-        if record.error:
-            head += f"\nerror: {record.error}"
-        detail.update(Text(f"{head}\n\n{body}"))
-
-    @on(DataTable.RowHighlighted, "#runs")
-    def _run_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_run(self._highlighted_run())
-
-    # deciding ----------------------------------------------------------------------
+    # helpers for screens ---------------------------------------------------------
     def show_error(self, title: str, message: str) -> None:
         self.push_screen(ErrorScreen(title, message))
 
-    def _selected_approval(self) -> Approval | None:
-        """The highlighted approval, or ``None`` after telling the user why there is none."""
+    def signed_in(self) -> str | None:
         if not self.user:
             self.show_error("Not signed in", SIGN_IN_HINT)
-            return None
-        if self._deciding:
-            self.notify("A decision is still being carried out; wait for it.", severity="warning")
-            return None
-        row = self.query_one("#approvals", DataTable).cursor_row
-        if not 0 <= row < len(self._approvals):
-            self.notify("No pending approval is selected.", severity="warning")
-            return None
-        return self._approvals[row]
+        return self.user
 
-    def action_approve(self) -> None:
-        item = self._selected_approval()
-        if item is not None:
-            self._start_decision(item, None)
-
-    def action_reject(self) -> None:
-        item = self._selected_approval()
-        if item is None:
+    def open_run(self, run_id: str) -> None:
+        if isinstance(self.screen, RunScreen) and self.screen.run_id == run_id:
             return
+        self.push_screen(RunScreen(run_id))
 
-        def rejected(reason: str | None) -> None:
-            if reason:
-                self._start_decision(item, reason)
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
 
-        self.push_screen(ReasonScreen(f"{item.tool or item.kind} ({item.approval_id})"), rejected)
+    # starting runs -----------------------------------------------------------------
+    def action_new_run(self) -> None:
+        if not isinstance(self.screen, NewRunScreen):
+            self.new_run()
 
-    def _start_decision(self, item: Approval, reason: str | None) -> None:
-        self._deciding = True
-        verb = "Rejecting" if reason is not None else "Approving"
-        self.notify(f"{verb} {item.approval_id} of run {item.run_id}…")
-        self._decide(item.run_id, item.approval_id, reason)
-
-    @work(thread=True, group="decide")
-    def _decide(self, run_id: str, approval_id: str, reason: str | None) -> None:
-        """Approve (``reason`` is None) or reject; the run resumes in this thread."""
-        user = self.user or ""
+    def new_run(self) -> None:
+        if self.signed_in() is None:
+            return
         try:
-            if reason is None:
-                result = self.runner.approve(run_id, approval_id, by=user)
-            else:
-                result = self.runner.reject(run_id, approval_id, by=user, reason=reason)
+            people = [(p.id, p.display_name) for p in self.runner.directory.values()]
         except ControlroomError as exc:
-            self.post_message(DecisionDone(None, (exc.title, exc.message)))
+            self.show_error(exc.title, exc.message)
+            return
+        known = [self.workflow] if self.workflow else []
+        for record in self.runner.list_runs(limit=200):
+            if record.workflow_ref not in known and not record.workflow_ref.startswith("<"):
+                known.append(record.workflow_ref)
+        screen = NewRunScreen(known, people, self.runner.settings.model)
+
+        def chosen(request: StartRequest | None) -> None:
+            if request is None:
+                return
+            breaks = Breakpoints(every_node=True) if request.step_mode else None
+            self._open_next_run = True
+            self.drive(
+                f"Starting {request.workflow} for {request.user}",
+                None,
+                lambda: self.runner.start(
+                    request.workflow,
+                    user=request.user,
+                    input=request.input,
+                    model=request.model,
+                    breakpoints=breaks,
+                ),
+            )
+
+        self.push_screen(screen, chosen)
+
+    # deciding ----------------------------------------------------------------------
+    def open_approval(self, run_id: str) -> None:
+        approver = self.signed_in()
+        if approver is None:
+            return
+        try:
+            pending = self.runner.approvals(run_id)
+        except ControlroomError as exc:
+            self.show_error(exc.title, exc.message)
+            return
+        if not pending:
+            self.notify("Nothing waits for approval in this run any more.", severity="warning")
+            return
+        item = pending[0]
+        context = ApprovalContext.load(self.runner, item)
+
+        def decided(decision: Decision | None) -> None:
+            if decision is None:
+                return
+            if decision.approve:
+                verb = "Approving" + (" with edits" if decision.args is not None else "")
+                self.drive(
+                    f"{verb} {item.approval_id} of run {run_id}",
+                    run_id,
+                    lambda: self.runner.approve(
+                        run_id, item.approval_id, by=approver, args=decision.args
+                    ),
+                )
+            else:
+                self.drive(
+                    f"Rejecting {item.approval_id} of run {run_id}",
+                    run_id,
+                    lambda: self.runner.reject(
+                        run_id, item.approval_id, by=approver, reason=decision.reason or ""
+                    ),
+                )
+
+        self.push_screen(ApprovalScreen(item, context, approver), decided)
+
+    # stepping, stopping, forking -----------------------------------------------------
+    def step_or_resume(self, run_id: str, what: str) -> None:
+        call = self.runner.step if what == "step" else self.runner.resume
+        self.drive(f"{what.title()} run {run_id}", run_id, lambda: call(run_id))
+
+    def stop_run(self, run_id: str) -> None:
+        user = self.signed_in()
+        if user is None:
+            return
+        try:
+            asked = self.runner.stop(run_id, by=user)
+        except ControlroomError as exc:
+            self.show_error(exc.title, exc.message)
+            return
+        if asked:
+            self.notify(f"Run {run_id} stops before its next node.")
+        else:
+            self.notify(f"Run {run_id} is not running; nothing to stop.", severity="warning")
+
+    def fork_from(self, run_id: str, info: CheckpointInfo) -> None:
+        user = self.signed_in()
+        if user is None:
+            return
+        try:
+            state = self.runner.state_at(run_id, info.checkpoint_id)
+        except ControlroomError as exc:
+            self.show_error(exc.title, exc.message)
+            return
+        screen = ForkScreen(
+            run_id, info, str(state.get("input") or ""), dict(state.get("vars") or {})
+        )
+
+        def chosen(request: ForkRequest | None) -> None:
+            if request is None:
+                return
+            self._open_next_run = True
+            self.drive(
+                f"Forking run {run_id} from step {info.step}",
+                None,
+                lambda: self.runner.fork(
+                    run_id,
+                    info.checkpoint_id,
+                    by=user,
+                    edits=request.edits or None,
+                    model=request.model,
+                ),
+            )
+
+        self.push_screen(screen, chosen)
+
+    # the worker ----------------------------------------------------------------------
+    def drive(self, label: str, run_id: str | None, call: Callable[[], RunResult]) -> None:
+        """Execute a runner call in a thread worker; one at a time per run."""
+        if self.signed_in() is None:
+            return
+        if run_id is not None and run_id in self._busy:
+            self.notify(f"Run {run_id} is busy; wait for it.", severity="warning")
+            return
+        if run_id is not None:
+            self._busy.add(run_id)
+        self.notify(f"{label}…")
+        self._drive(label, run_id, call)
+
+    @work(thread=True, group="drive")
+    def _drive(self, label: str, run_id: str | None, call: Callable[[], RunResult]) -> None:
+        try:
+            result = call()
+        except ControlroomError as exc:
+            self.post_message(Driven(label, None, (exc.title, exc.message)))
         except Exception as exc:  # a bug, but the control room stays open to say so
             self.post_message(
-                DecisionDone(None, ("Unexpected error", f"{type(exc).__name__}: {exc}"))
+                Driven(label, None, ("Unexpected error", f"{type(exc).__name__}: {exc}"))
             )
         else:
-            self.post_message(DecisionDone(result))
+            self.post_message(Driven(label, result))
+        finally:
+            if run_id is not None:
+                self._busy.discard(run_id)  # a set operation: atomic under the GIL
 
-    def on_decision_done(self, message: DecisionDone) -> None:
-        self._deciding = False
+    def on_driven(self, message: Driven) -> None:
+        self._open_next_run = False
         if message.error is not None:
             self.show_error(*message.error)
-        elif message.result is not None:
-            run = message.result.run
-            note = f"Run {run.run_id} is now {run.status.value}."
-            if run.error:
-                note += f" {run.error}"
-            self.notify(note, severity="error" if run.error else "information")
-        self.action_reload()
+            self._refresh_screen()
+            return
+        assert message.result is not None
+        run = message.result.run
+        if message.result.paused_at:
+            self.paused_at[run.run_id] = message.result.paused_at
+        else:
+            self.paused_at.pop(run.run_id, None)
+        note = f"Run {run.run_id} is now {run.status.value}"
+        if message.result.paused_at:
+            note += f" ({message.result.paused_at})"
+        if run.error:
+            note += f": {run.error}"
+        self.notify(
+            note + ".", severity="error" if run.status is RunStatus.FAILED else "information"
+        )
+        elsewhere = not (isinstance(self.screen, RunScreen) and self.screen.run_id == run.run_id)
+        if elsewhere and isinstance(self.screen, RunsScreen | RunScreen):
+            self.push_screen(RunScreen(run.run_id))
+            return
+        self._refresh_screen()
 
-    # other -------------------------------------------------------------------------
-    def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+    def _refresh_screen(self) -> None:
+        screen = self.screen
+        if isinstance(screen, RunScreen | RunsScreen):
+            screen.action_reload()
+
+    def on_progress(self, message: Progress) -> None:
+        event = message.event
+        screen = self.screen
+        if self._open_next_run and event.kind == "node_started":
+            self._open_next_run = False
+            if isinstance(screen, RunsScreen | RunScreen) and not (
+                isinstance(screen, RunScreen) and screen.run_id == event.run_id
+            ):
+                run_screen = RunScreen(event.run_id)
+                self.push_screen(run_screen)
+                run_screen.live_node = event.node
+                return
+        if isinstance(screen, RunScreen) and screen.run_id == event.run_id:
+            screen.progress(event)

@@ -24,6 +24,9 @@ from controlroom import (
 )
 from controlroom.testing import ScriptedChatModel, ScriptedReply, ScriptedToolCall
 
+# The whole module runs on SQLite and on PostgreSQL (the `backend` fixture).
+pytestmark = pytest.mark.usefixtures("backend")
+
 CALLS: list[tuple[str, dict[str, Any]]] = []
 
 
@@ -285,3 +288,14 @@ def test_python_object_workflows_need_the_object_to_resume(project: Path) -> Non
         other.resume(result.run_id)
     other.register(wf)
     assert other.resume(result.run_id).status is RunStatus.COMPLETED
+
+
+def test_a_long_agent_loop_is_not_cut_off_at_langgraphs_default_of_25_steps(
+    project: Path,
+) -> None:
+    rounds = 20  # 40 graph steps: model, tools, model, tools, ...
+    replies = [ScriptedReply(tool_calls=[call("note", text=f"n{i}")]) for i in range(rounds)]
+    wf, models = agent(*replies, ScriptedReply(content="done"))
+    result = runner_for(project, models).start(wf, user="alice", input="take notes")
+    assert result.status == RunStatus.COMPLETED and result.output == "done"
+    assert [c[1]["text"] for c in CALLS] == [f"n{i}" for i in range(rounds)]
