@@ -135,7 +135,13 @@ class AuditFactory:
             audit = self._open[run_id] = RunAudit(log, self._base.copy())
         if workflow is not None and audit.workflow is None:
             audit.workflow = WorkflowInfo(
-                workflow.name, workflow.spec.version, workflow.digest, workflow.ref
+                workflow.name,
+                workflow.spec.version,
+                workflow.digest,
+                workflow.ref,
+                prompts={
+                    node: (p.id, str(p.version), p.sha256) for node, p in workflow.prompts.items()
+                },
             )
             for tool in workflow.tools.values():
                 audit.redactor.add_secrets(secrets_of_tool(tool))

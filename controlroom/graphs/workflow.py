@@ -7,11 +7,14 @@ import importlib
 import importlib.util
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controlroom.agents.prompt_library import PromptRef
 from controlroom.errors import WorkflowDefinitionError
+from controlroom.graphs.prompt_refs import split_ref, with_overrides
 from controlroom.graphs.spec import WorkflowSpec
 from controlroom.graphs.tool_refs import resolve_tool_refs
 from controlroom.graphs.validate import check_workflow
@@ -46,6 +49,7 @@ class Workflow:
     ref: str = PYTHON_OBJECT
     base_dir: Path = field(default_factory=Path.cwd)
     gate: Gate | None = None  # the workflow's own policy gate; None: the runner's default
+    prompts: dict[str, PromptRef] = field(default_factory=dict)  # step id -> library prompt
 
     def __post_init__(self) -> None:
         check_workflow(self.spec, set(self.tools))
@@ -110,31 +114,40 @@ def policy_gate(policies: str | None, base_dir: Path) -> Gate | None:
     return load_policy_gate(resolve_policies(policies, base_dir))
 
 
-def load_workflow(ref: str | Path | Workflow) -> Workflow:
+def load_workflow(
+    ref: str | Path | Workflow, *, prompt_versions: Mapping[str, int] | None = None
+) -> Workflow:
     """Load a workflow from a YAML file, a folder holding ``workflow.yaml``, or ``module:attr``.
 
     ``module:attr`` (or ``path/to/file.py:attr``) names a :class:`Workflow` object built in
-    Python, for example with :class:`controlroom.GraphBuilder`.
+    Python, for example with :class:`controlroom.GraphBuilder`. ``prompt_versions`` (id ->
+    version) overrides the library prompt versions a workflow file's steps use; the
+    workflow's ``ref`` remembers them, so a resume or an approval reloads the same prompts.
     """
     if isinstance(ref, Workflow):
-        return ref
-    text = str(ref)
+        if not prompt_versions or ref.ref == PYTHON_OBJECT:
+            return ref
+        ref = ref.ref
+    text, overrides = split_ref(str(ref))
+    overrides = {**overrides, **(prompt_versions or {})}
     path = Path(text)
     if path.is_dir() and (path / "workflow.yaml").is_file():
         path = path / "workflow.yaml"
     if path.suffix in {".yaml", ".yml"} or path.is_file():
-        spec = load_workflow_file(path)
+        prompts: dict[str, PromptRef] = {}
+        spec = load_workflow_file(path, prompt_versions=overrides, prompts_used=prompts)
         base = path.resolve().parent
         tools = resolve_tool_refs(spec.tools, base)
         # Check again now that the tools are known, so a step naming a tool the workflow
         # does not provide is reported with its file and line.
-        load_workflow_file(path, tool_names={t.name for t in tools})
+        load_workflow_file(path, tool_names={t.name for t in tools}, prompt_versions=overrides)
         return Workflow(
             spec=spec,
             tools={t.name: t for t in tools},
-            ref=str(path.resolve()),
+            ref=with_overrides(str(path.resolve()), overrides),
             base_dir=base,
             gate=policy_gate(spec.policies, base),
+            prompts=prompts,
         )
     if ":" in text:
         obj = _import_attr(text)

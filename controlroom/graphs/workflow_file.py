@@ -12,6 +12,7 @@ of its tool references checked, and the graph (branch conditions included) check
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,18 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from controlroom.agents.prompt_library import PromptRef
 from controlroom.errors import WorkflowDefinitionError, WorkflowFileError
+from controlroom.graphs.prompt_refs import resolve_prompt_refs
 from controlroom.graphs.spec import (
+    AnswerStep,
     ApprovalStep,
     BranchStep,
     Case,
     ChooseStep,
     ModelStep,
     ReasonStep,
+    RetrieveStep,
     ToolsStep,
     WorkflowSpec,
 )
@@ -44,7 +49,16 @@ __all__ = ["STEP_KINDS", "SourceMap", "load_workflow_file"]
 
 STEP_MODELS: dict[str, type[BaseModel]] = {
     m.model_fields["kind"].default: m
-    for m in (ModelStep, ToolsStep, BranchStep, ApprovalStep, ReasonStep, ChooseStep)
+    for m in (
+        ModelStep,
+        ToolsStep,
+        BranchStep,
+        ApprovalStep,
+        ReasonStep,
+        ChooseStep,
+        RetrieveStep,
+        AnswerStep,
+    )
 }
 STEP_KINDS = tuple(STEP_MODELS)
 _KINDS_TEXT = ", ".join(STEP_KINDS)
@@ -103,11 +117,20 @@ class SourceMap:
         active.discard(id(node))
 
 
-def load_workflow_file(path: Path, *, tool_names: set[str] | None = None) -> WorkflowSpec:
+def load_workflow_file(
+    path: Path,
+    *,
+    tool_names: set[str] | None = None,
+    prompt_versions: Mapping[str, int] | None = None,
+    prompts_used: dict[str, PromptRef] | None = None,
+) -> WorkflowSpec:
     """Read, validate and check the workflow file at ``path``.
 
     ``tool_names``, when given, are the tools the workflow provides; step ``tools`` naming
-    others are errors. Raises :class:`WorkflowFileError` for every problem.
+    others are errors. A step ``prompt: "@ID[@N]"`` is replaced by that library prompt's
+    text (``prompt_versions`` picks other versions by id); ``prompts_used``, when given, is
+    filled with step id -> the library prompt used. Raises :class:`WorkflowFileError` for
+    every problem.
     """
     source = SourceMap(str(path))
     data = _parse(_read(path), source)
@@ -122,6 +145,9 @@ def load_workflow_file(path: Path, *, tool_names: set[str] | None = None) -> Wor
         problems.sort(key=lambda p: (p.problem.startswith("missing"), source.line(p.path)))
         raise WorkflowFileError(render_problems(problems, source.locate)) from None
     problems = _ref_problems(spec)
+    spec, used = resolve_prompt_refs(spec, path.resolve().parent, prompt_versions, problems)
+    if prompts_used is not None:
+        prompts_used.update(used)
     if problems:
         raise WorkflowFileError(render_problems(problems, source.locate))
     try:
