@@ -60,6 +60,11 @@ COMPARED: dict[str, tuple[str, ...]] = {
     Kind.RUN_START: ("user.id", "controlroom.workflow.digest", "controlroom.input.sha256"),
     Kind.MODEL_CALL: ("controlroom.input.sha256", "controlroom.output.sha256"),
     Kind.RETRIEVAL: ("controlroom.retrieval.chunks",),
+    Kind.GROUNDING: (
+        "controlroom.grounding.ok",
+        "controlroom.grounding.cited",
+        "controlroom.grounding.outcome",
+    ),
     Kind.APPROVAL_REQUESTED: (
         TOOL_NAME,
         CALL_ID,

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     next_steps TEXT NOT NULL DEFAULT '[]',
     parent_run_id TEXT,
+    parent_checkpoint TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
@@ -64,6 +65,24 @@ CREATE TABLE IF NOT EXISTS approvals (
     PRIMARY KEY (run_id, approval_id)
 );
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    workflow_ref TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    approve_mode TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_items (
+    batch_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    run_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    input TEXT NOT NULL,
+    model TEXT,
+    PRIMARY KEY (batch_id, position)
+);
 CREATE TABLE IF NOT EXISTS effects (
     key TEXT PRIMARY KEY,
     run_id TEXT NOT NULL,
@@ -81,6 +100,7 @@ def now() -> str:
 
 
 class RunStatus(StrEnum):
+    QUEUED = "queued"  # created (by a batch) and not started yet; `resume` starts it
     RUNNING = "running"
     WAITING = "waiting"  # for approval
     PAUSED = "paused"  # stepped; continue with `resume` or `step`
@@ -110,7 +130,8 @@ class RunRecord(BaseModel):
     output: str | None = None
     error: str | None = None
     next_steps: list[str] = Field(default_factory=list)
-    parent_run_id: str | None = None
+    parent_run_id: str | None = None  # a fork's origin run
+    parent_checkpoint: str | None = None  # the origin's checkpoint it was forked from
     created_at: str
     updated_at: str
     pending_approvals: int = 0
@@ -139,6 +160,28 @@ class Approval(BaseModel):
     created_at: str = Field(default_factory=now)
 
 
+class BatchItem(BaseModel):
+    """One input of a batch and the run it becomes (its id is fixed when the batch is made)."""
+
+    position: int
+    run_id: str
+    user_id: str
+    input: str
+    model: str | None = None
+
+
+class BatchRecord(BaseModel):
+    """A batch of runs (``controlroom batch``): what it runs, for whom, how many."""
+
+    batch_id: str
+    workflow: str
+    workflow_ref: str
+    user_id: str
+    approve_mode: str
+    size: int
+    created_at: str = Field(default_factory=now)
+
+
 class Store:
     """Thread-safe access to the project's SQLite store."""
 
@@ -152,9 +195,26 @@ class Store:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=10000")
         self._conn.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a project folder made by an earlier version up to this schema."""
+        with self._lock:
+            columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(runs)")}
+            if "parent_checkpoint" not in columns:  # forks (time travel), added in 0.2
+                try:
+                    self._conn.execute("ALTER TABLE runs ADD COLUMN parent_checkpoint TEXT")
+                except sqlite3.OperationalError as exc:  # another process migrated first
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def close(self) -> None:
         self._conn.close()
+
+    @property
+    def where(self) -> str:
+        """Where the store lives, for messages."""
+        return str(self.path.parent)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -210,8 +270,9 @@ class Store:
         if len(like) == 1:
             return self.get_run(str(like[0]["run_id"]))
         raise RunNotFoundError(
-            f"No run '{run_id}' in {self.path.parent}. `controlroom runs` lists the runs of "
-            "this project folder; set CONTROLROOM_HOME if the run lives in another one."
+            f"No run '{run_id}' in {self.where}. `controlroom runs` lists the runs of "
+            "this project; set CONTROLROOM_HOME (or CONTROLROOM_DATABASE_URL) if the run "
+            "lives in another one."
         )
 
     def list_runs(self, status: str | None = None, limit: int = 200) -> list[RunRecord]:
@@ -351,3 +412,90 @@ class Store:
                 "WHERE key = ?",
                 (json.dumps(result, default=str), now(), key),
             )
+
+    def list_effects(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The ledger's entries (key, run_id, tool, status), oldest first."""
+        query = "SELECT key, run_id, tool, status, started_at, completed_at FROM effects"
+        params: tuple[Any, ...] = ()
+        if run_id is not None:
+            query += " WHERE run_id = ?"
+            params = (run_id,)
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY started_at, key", params).fetchall()
+        return [dict(r) for r in rows]
+
+    # batches -----------------------------------------------------------------------
+    def insert_batch(self, batch: BatchRecord, items: list[BatchItem]) -> None:
+        """Record a batch and all its inputs in one transaction (before any run exists)."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO batches (batch_id, workflow, workflow_ref, user_id, approve_mode, "
+                "size, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    batch.batch_id,
+                    batch.workflow,
+                    batch.workflow_ref,
+                    batch.user_id,
+                    batch.approve_mode,
+                    batch.size,
+                    batch.created_at,
+                ),
+            )
+            for item in items:
+                c.execute(
+                    "INSERT INTO batch_items (batch_id, position, run_id, user_id, input, model) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        batch.batch_id,
+                        item.position,
+                        item.run_id,
+                        item.user_id,
+                        item.input,
+                        item.model,
+                    ),
+                )
+
+    def get_batch(self, batch_id: str) -> tuple[BatchRecord, list[BatchItem]]:
+        """A batch (a unique id prefix works) and its items in input order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM batches WHERE batch_id LIKE ? ORDER BY batch_id LIMIT 2",
+                (batch_id + "%",),
+            ).fetchall()
+            exact = [r for r in rows if r["batch_id"] == batch_id]
+            if len(rows) != 1 and not exact:
+                known = ", ".join(b.batch_id for b in self.list_batches(limit=5)) or "none yet"
+                raise RunNotFoundError(
+                    f"No single batch '{batch_id}' in {self.where} (latest: {known}). "
+                    "`controlroom batches` lists them.",
+                    title="Batch not found",
+                )
+            batch = BatchRecord.model_validate(dict((exact or rows)[0]))
+            items = self._conn.execute(
+                "SELECT position, run_id, user_id, input, model FROM batch_items "
+                "WHERE batch_id = ? ORDER BY position",
+                (batch.batch_id,),
+            ).fetchall()
+        return batch, [BatchItem.model_validate(dict(r)) for r in items]
+
+    def list_batches(self, limit: int = 50) -> list[BatchRecord]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM batches ORDER BY created_at DESC, batch_id LIMIT ?", (limit,)
+            ).fetchall()
+        return [BatchRecord.model_validate(dict(r)) for r in rows]
+
+    def runs_by_id(self, run_ids: list[str]) -> dict[str, RunRecord]:
+        """The records of the given runs that exist, with their pending-approval counts."""
+        found: dict[str, RunRecord] = {}
+        for start in range(0, len(run_ids), 500):
+            chunk = run_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            with self._lock:
+                rows = self._conn.execute(
+                    f"{self._RUN_QUERY} WHERE run_id IN ({marks})", tuple(chunk)
+                ).fetchall()
+            for row in rows:
+                record = self._run_from_row(row)
+                found[record.run_id] = record
+        return found

@@ -1,0 +1,462 @@
+"""The PostgreSQL backend: shared checkpoints, store and run locks for many machines.
+
+Selected by ``CONTROLROOM_DATABASE_URL`` (``postgresql://USER:PASSWORD@HOST:PORT/DB``).
+
+* **Checkpoints**: LangGraph's ``PostgresSaver`` (the strict serializer, ``durability="sync"``
+  as with SQLite).
+* **Store**: :class:`PostgresStore` is the SQLite :class:`~controlroom.graphs.store.Store`
+  with its SQL sent to PostgreSQL: the same tables (the schema is portable SQL), the same
+  queries, with ``?``/``:name`` placeholders and ``INSERT OR IGNORE`` translated. Every
+  write commits (PostgreSQL's default ``synchronous_commit=on`` makes it durable) before
+  the caller goes on, so a decision is on disk before the effect it authorises. Columns that
+  the SQLite schema gained after a database was created are added on start.
+* **Run locks**: a session-level advisory lock per run (``pg_try_advisory_lock`` on a
+  64-bit hash of the run id) held on one connection per process that is used for nothing
+  else. A process that dies (SIGKILL, OOM, a lost machine) closes that session and the
+  server drops its locks: at once for a killed process, and within the TCP keepalive
+  (about 30 s) for a machine that vanished. The holder is named by the connection's
+  ``application_name`` (``controlroom pid P on HOST``), shown in
+  :class:`~controlroom.errors.RunBusyError`.
+
+Connections come from a small ``psycopg_pool`` pool per process
+(``CONTROLROOM_DATABASE_POOL_SIZE``, default 4) with keepalives and a connect timeout, so
+an unreachable server is reported in seconds with what to check.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import socket
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import psycopg
+import psycopg.sql
+from langgraph.checkpoint.postgres import PostgresSaver
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from controlroom.config import Settings
+from controlroom.errors import ConfigError, RunBusyError
+from controlroom.graphs.backend import Backend, strict_serializer
+from controlroom.graphs.store import _SCHEMA, Store
+
+_URL_HINT = (
+    "Set CONTROLROOM_DATABASE_URL to a URL like postgresql://USER:PASSWORD@HOST:5432/DBNAME "
+    "(a libpq key=value string works too), or unset it to keep state in SQLite files in the "
+    "project folder."
+)
+# Keepalives: a dead peer is noticed within about idle + interval * count seconds.
+_CONNECT_KWARGS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 4,
+}
+_SCHEMA_LOCK = 0x636F6E74726F6C  # "control": serialises schema set-up across processes
+
+
+def lock_key(run_id: str) -> int:
+    """The signed 64-bit advisory lock key of a run."""
+    digest = hashlib.sha256(b"controlroom.run:" + run_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def describe_url(url: str) -> str:
+    """``postgresql://user@host:port/db``, without the password, for messages."""
+    try:
+        info = conninfo_to_dict(url)
+    except Exception:
+        return "the configured database"
+    user = f"{info['user']}@" if info.get("user") else ""
+    host = info.get("host") or "localhost"
+    port = info.get("port") or "5432"
+    return f"postgresql://{user}{host}:{port}/{info.get('dbname') or ''}"
+
+
+def check_url(url: str) -> None:
+    """Refuse a URL that is not a PostgreSQL connection string, saying how to fix it."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else None
+    if scheme is not None and scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            f"CONTROLROOM_DATABASE_URL starts with '{scheme}://', which is not PostgreSQL. "
+            + _URL_HINT,
+            title="Bad database URL",
+        )
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(
+            f"CONTROLROOM_DATABASE_URL is not a valid connection string ({exc}). " + _URL_HINT,
+            title="Bad database URL",
+        ) from None
+
+
+def unreachable(url: str, exc: BaseException) -> ConfigError:
+    why = " ".join(str(exc).split()) or type(exc).__name__
+    return ConfigError(
+        f"Cannot connect to {describe_url(url)}: {why}. Check that PostgreSQL is running "
+        "and reachable from this machine (`pg_isready -h HOST -p PORT`), that the user, "
+        "password and database in CONTROLROOM_DATABASE_URL exist (`createdb DBNAME`), and "
+        "that pg_hba.conf admits this host.",
+        title="Database unreachable",
+    )
+
+
+def _application_name() -> str:
+    return f"controlroom pid {os.getpid()} on {socket.gethostname()}"[:63]
+
+
+# --- SQL translation -----------------------------------------------------------------------
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=512)
+def translate(sql: str) -> str:
+    """SQLite's dialect, as the store writes it, in PostgreSQL's (psycopg placeholders).
+
+    ``?`` becomes ``%s``, ``:name`` becomes ``%(name)s``, a literal ``%`` is doubled, and
+    ``INSERT OR IGNORE INTO`` becomes ``INSERT INTO ... ON CONFLICT DO NOTHING``; text in
+    single quotes is left alone.
+    """
+    parts = re.split(r"('(?:[^']|'')*')", sql)
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:  # a quoted literal
+            out.append(part.replace("%", "%%"))
+            continue
+        escaped = part.replace("%", "%%").replace("?", "%s")
+        out.append(_NAMED.sub(r"%(\1)s", escaped))
+    text = "".join(out)
+    if _OR_IGNORE.match(text):
+        text = _OR_IGNORE.sub("INSERT INTO", text, count=1).rstrip().rstrip(";")
+        text += " ON CONFLICT DO NOTHING"
+    if re.match(r"^\s*INSERT\s+OR\s+REPLACE", text, re.IGNORECASE):
+        raise ConfigError(
+            "INSERT OR REPLACE has no portable translation; write an explicit "
+            "INSERT ... ON CONFLICT in the store.",
+            title="Unsupported SQL",
+        )
+    return text
+
+
+class _Row(dict[str, Any]):
+    """A row readable by column name (like sqlite3.Row) and by position."""
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, int):
+            return list(self.values())[key]
+        return super().__getitem__(key)
+
+
+class _Result:
+    """The fetched rows of one statement (the connection is free again)."""
+
+    def __init__(self, rows: list[_Row], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> _Row | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[_Row]:
+        return list(self._rows)
+
+    def __iter__(self) -> Iterator[_Row]:
+        return iter(self._rows)
+
+
+def _run(conn: Any, sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> _Result:
+    cur = conn.execute(translate(sql), params if params else None)
+    rows = [_Row(r) for r in cur.fetchall()] if cur.description else []
+    return _Result(rows, cur.rowcount)
+
+
+class _PooledConnection:
+    """What the store calls ``self._conn``: each statement on a pooled connection."""
+
+    def __init__(self, pool: ConnectionPool[Any], url: str) -> None:
+        self._pool = pool
+        self._url = url
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> _Result:
+        try:
+            with self._pool.connection() as conn:
+                return _run(conn, sql, params)
+        except PoolTimeout as exc:
+            raise unreachable(self._url, exc) from None
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _TxConnection:
+    """One connection inside a transaction (what ``Store._tx`` yields)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> _Result:
+        return _run(self._conn, sql, params)
+
+
+def _schema_statements() -> list[str]:
+    return [s.strip() for s in _SCHEMA.split(";") if s.strip()]
+
+
+def _schema_columns() -> dict[str, list[tuple[str, str]]]:
+    """Each table's columns and their definitions, from the (portable) SQLite schema."""
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for statement in _schema_statements():
+        match = re.match(
+            r"CREATE TABLE IF NOT EXISTS (\w+) \((.*)\)$", statement, re.DOTALL | re.IGNORECASE
+        )
+        if match is None:
+            continue
+        columns = []
+        for line in match.group(2).split(",\n"):
+            head = line.strip().split(None, 1)
+            if len(head) == 2 and head[0].upper() not in ("PRIMARY", "UNIQUE", "FOREIGN"):
+                definition = re.sub(r"NOT NULL|PRIMARY KEY", "", head[1]).strip()
+                columns.append((head[0], definition))
+        tables[match.group(1)] = columns
+    return tables
+
+
+class PostgresStore(Store):
+    """The project store in PostgreSQL: same tables, same behaviour as the SQLite one."""
+
+    def __init__(self, pool: ConnectionPool[Any], url: str) -> None:
+        # No super().__init__(): that opens a SQLite file. Store's methods only use
+        # self._lock, self._conn and self._tx, provided here.
+        self.url = url
+        self._lock = threading.RLock()
+        self._pool = pool
+        self._conn = _PooledConnection(pool, url)  # type: ignore[assignment]
+        with self._tx() as c:
+            c.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+            for statement in _schema_statements():
+                c.execute(statement)
+            self._add_missing_columns(c)
+
+    @property
+    def where(self) -> str:
+        return describe_url(self.url)
+
+    @staticmethod
+    def _add_missing_columns(c: Any) -> None:
+        """Columns the schema gained since the database was made (added nullable)."""
+        for table, columns in _schema_columns().items():
+            have = {
+                r["column_name"]
+                for r in c.execute(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND table_name = ?",
+                    (table,),
+                )
+            }
+            for name, definition in columns:
+                if name not in have:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+
+    def _migrate(self) -> None:
+        """Done in ``__init__`` from the schema itself (added columns), under a lock."""
+
+    def close(self) -> None:
+        """The pool belongs to the backend, which closes it."""
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        with self._lock:
+            try:
+                with self._pool.connection() as conn, conn.transaction():
+                    yield _TxConnection(conn)
+            except PoolTimeout as exc:
+                raise unreachable(self.url, exc) from None
+
+
+class AdvisoryLocks:
+    """Run locks as session-level advisory locks on one dedicated connection."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._mutex = threading.Lock()
+        self._conn: Any = None
+        self._held: set[str] = set()  # advisory locks are re-entrant per session: not we
+
+    def _session(self) -> Any:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            # A lost session lost its locks too: nothing held survives a reconnect.
+            self._held.clear()
+            try:
+                self._conn = psycopg.connect(
+                    self.url,
+                    autocommit=True,
+                    application_name=_application_name(),
+                    **_CONNECT_KWARGS,
+                )
+            except psycopg.Error as exc:
+                raise unreachable(self.url, exc) from None
+        return self._conn
+
+    def holder(self, run_id: str) -> str | None:
+        """Who holds the run's lock (their application name), if anyone does."""
+        key = lock_key(run_id)
+        unsigned = key & 0xFFFFFFFFFFFFFFFF
+        with self._mutex:
+            if run_id in self._held:
+                return _application_name()
+            row = (
+                self._session()
+                .execute(
+                    "SELECT coalesce(a.application_name, '') || ' (backend pid ' || l.pid || ')' "
+                    "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                    "AND l.database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) "
+                    "AND l.classid::bigint = %s AND l.objid::bigint = %s",
+                    (unsigned >> 32, unsigned & 0xFFFFFFFF),
+                )
+                .fetchone()
+            )
+        return str(row[0]) if row else None
+
+    @contextmanager
+    def hold(self, run_id: str) -> Iterator[None]:
+        key = lock_key(run_id)
+        with self._mutex:
+            got = run_id not in self._held
+            if got:
+                row = self._session().execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                got = bool(row[0])
+            if got:
+                self._held.add(run_id)
+        if not got:
+            holder = self.holder(run_id) or "another process"
+            raise RunBusyError(
+                f"Run {run_id} is being executed by another process ({holder}). Wait for it "
+                "to stop at an approval or finish, then try again."
+            )
+        try:
+            yield
+        finally:
+            with self._mutex:
+                if run_id in self._held:
+                    self._held.discard(run_id)
+                    conn = self._conn
+                    if conn is not None and not conn.closed and not conn.broken:
+                        try:
+                            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                        except psycopg.Error:
+                            conn.close()  # closing the session releases its locks
+
+    @contextmanager
+    def exclusive(self, key: int) -> Iterator[None]:
+        """Wait for an advisory lock (for set-up work, not runs)."""
+        with self._mutex:
+            self._session().execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            with self._mutex:
+                if self._conn is not None and not self._conn.closed:
+                    self._conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            self._held.clear()
+
+
+class PostgresBackend(Backend):
+    """Checkpoints, store and run locks in one PostgreSQL database."""
+
+    kind = "postgres"
+
+    def __init__(self, settings: Settings) -> None:
+        url = settings.database_url_value
+        if url is None:
+            raise ConfigError("No database URL is set. " + _URL_HINT, title="Bad database URL")
+        check_url(url)
+        try:  # one plain connection first: a clear error at once, not a pool's retries
+            psycopg.connect(url, **_CONNECT_KWARGS).close()
+        except psycopg.Error as exc:
+            raise unreachable(url, exc) from None
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.settings = settings
+        self.url = url
+        self.pool: ConnectionPool[Any] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=settings.database_pool_size,
+            kwargs={
+                "autocommit": True,
+                "prepare_threshold": 0,
+                "row_factory": dict_row,
+                "application_name": _application_name(),
+                **_CONNECT_KWARGS,
+            },
+            check=ConnectionPool.check_connection,
+            open=False,
+            name="controlroom",
+        )
+        try:
+            self.pool.open(wait=True, timeout=15)
+        except (PoolTimeout, psycopg.Error) as exc:
+            self.pool.close()
+            raise unreachable(url, exc) from None
+        self.locks = AdvisoryLocks(url)
+        try:
+            self._ensure_schema()
+            self.store = PostgresStore(self.pool, url)
+            saver = PostgresSaver(self.pool, serde=strict_serializer())
+            with self.locks.exclusive(_SCHEMA_LOCK):  # one process migrates at a time
+                saver.setup()
+            self.checkpointer = saver
+        except BaseException:
+            self.close()
+            raise
+
+    def _ensure_schema(self) -> None:
+        """Create the schema the URL's search_path names first, if it does not exist.
+
+        Several projects can share one database, a schema each:
+        ``postgresql://.../DB?options=-csearch_path%3Dproject_a``."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT current_schema() AS s, current_setting('search_path') AS p"
+            ).fetchone()
+        if row is None or row["s"] is not None:
+            return
+        first = str(row["p"]).split(",")[0].strip().strip('"')
+        if not first or first == "$user":
+            return
+        with self.locks.exclusive(_SCHEMA_LOCK), self.pool.connection() as conn:
+            conn.execute(
+                psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    psycopg.sql.Identifier(first)
+                )
+            )
+
+    def run_lock(self, run_id: str) -> AbstractContextManager[None]:
+        return self.locks.hold(run_id)
+
+    def is_locked(self, run_id: str) -> bool:
+        return self.locks.holder(run_id) is not None
+
+    def describe(self) -> str:
+        return f"PostgreSQL at {describe_url(self.url)}"
+
+    def close(self) -> None:
+        self.locks.close()
+        self.pool.close()
