@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import EXAMPLE, cli_env
 
-pytestmark = pytest.mark.slow
+# Each test runs on SQLite and on PostgreSQL (the `backend` fixture).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("backend")]
 
 
 def cr(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import DIRECTORY_YAML, cli_env
+from tests.pg_support import with_schema
 
-pytestmark = pytest.mark.slow
+# Each test runs on SQLite and on PostgreSQL (the `backend` fixture).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("backend")]
 
 TOOLS = '''
 import os, sqlite3, time
@@ -98,6 +100,8 @@ def cli(home: Path, *args: str, hang_at: str | None = None) -> list[str]:
 
 def env_for(home: Path, hang_at: str | None = None) -> dict[str, str]:
     env = cli_env(home)
+    if "CONTROLROOM_DATABASE_URL" in env:  # one project per home: a schema each
+        env["CONTROLROOM_DATABASE_URL"] = with_schema(env["CONTROLROOM_DATABASE_URL"], home.name)
     if hang_at:
         env["HANG_AT"] = hang_at
     return env
