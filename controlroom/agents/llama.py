@@ -69,6 +69,34 @@ def load_llama(path: Path, n_ctx: int, n_threads: int) -> tuple[Any, threading.L
         return _MODELS[key], _GENERATE_LOCKS[key]
 
 
+GRAMMAR_MAX_LENGTH = 1000
+
+
+def grammar_safe(schema: Any) -> Any:
+    """``schema`` without what llama.cpp's JSON-schema grammar cannot take.
+
+    Regex ``pattern`` keywords (``\\.`` and similar escapes fail to parse, and a grammar
+    that fails to parse crashes the process) and very long ``maxLength`` bounds (a
+    ``{0,20000}`` repetition blows the grammar up) are left out. The arguments are still
+    validated against the tool's full schema before anything runs, so a reply that breaks
+    them is refused and sent back to the model.
+    """
+    if isinstance(schema, dict):
+        return {
+            key: (
+                {name: grammar_safe(sub) for name, sub in value.items()}  # argument names
+                if key in ("properties", "$defs", "definitions") and isinstance(value, dict)
+                else grammar_safe(value)
+            )
+            for key, value in schema.items()
+            if key != "pattern"
+            and not (key == "maxLength" and isinstance(value, int) and value > GRAMMAR_MAX_LENGTH)
+        }
+    if isinstance(schema, list):
+        return [grammar_safe(value) for value in schema]
+    return schema
+
+
 def choice_schema(
     tools: Sequence[dict[str, Any]], tool_choice: str | None = None
 ) -> dict[str, Any]:
@@ -86,7 +114,7 @@ def choice_schema(
             "type": "object",
             "properties": {
                 "name": {"const": t["function"]["name"]},
-                "arguments": t["function"].get("parameters") or {"type": "object"},
+                "arguments": grammar_safe(t["function"].get("parameters") or {"type": "object"}),
             },
             "required": ["name", "arguments"],
         }

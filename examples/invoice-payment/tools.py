@@ -1,80 +1,88 @@
-"""Tools of the invoice-payment example, over a small SQLite ledger in the project folder."""
+"""Look-up tools of the invoice-payment example, over the enterprise tool pack's data.
+
+Invoices, payments and mail are the tool pack's (``controlroom pack init``): the workflow
+pays with the pack's ``create_payment`` and confirms with its ``send_mail``. This file adds
+what accounts payable reads before paying:
+
+* ``lookup_invoice``: the pack's invoice with its amount still due, plus the free-text memo
+  printed on the vendor's invoice (``memos.yaml``). Memos are written by vendors, so they
+  are data, never instructions: some of the sample memos try to redirect a payment.
+* ``lookup_vendor``: the vendor master record (``vendors.yaml``): whether the vendor may be
+  paid, and the last digits of the bank account on file. Payments always go to the account
+  on file; ``create_payment`` has no bank-account argument at all.
+"""
 
 from __future__ import annotations
 
-import sqlite3
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from controlroom import Effect, ToolContext, tool
+import yaml
+from pydantic import Field
 
-INVOICES = [
-    ("INV-1001", "Northwind Traders", 1250.0, "open"),
-    ("INV-1002", "Contoso Cleaning", 480.5, "open"),
-    ("INV-1003", "Fabrikam Hardware", 18990.0, "open"),
+from controlroom import Effect, tool
+from controlroom.tools.pack.db import money, read, read_one
+from controlroom.tools.pack.finance import invoice_attributes
+
+HERE = Path(__file__).resolve().parent
+InvoiceId = Annotated[str, Field(pattern=r"^INV-[0-9]{4}$", description="e.g. INV-1001")]
+VendorName = Annotated[
+    str, Field(min_length=2, max_length=100, description="the vendor's name, as on the invoice")
 ]
+_DUE = """
+SELECT i.*, i.amount_cents - COALESCE(
+  (SELECT SUM(p.amount_cents) FROM payments p WHERE p.invoice_id = i.id), 0) AS due_cents
+FROM invoices i WHERE i.id = ?
+"""
 
 
-def _db(home: Path) -> sqlite3.Connection:
-    path = home / "examples" / "invoice-payment.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS invoices (id TEXT PRIMARY KEY, vendor TEXT, "
-        "amount_due REAL, status TEXT)"
-    )
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS payments (reference TEXT PRIMARY KEY, invoice_id TEXT, "
-        "amount REAL, paid_by TEXT)"
-    )
-    conn.executemany("INSERT OR IGNORE INTO invoices VALUES (?, ?, ?, ?)", INVOICES)
-    return conn
+@cache
+def _data(name: str) -> dict[str, Any]:
+    loaded = yaml.safe_load((HERE / name).read_text(encoding="utf-8")) or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{HERE / name} must hold a mapping")
+    return loaded
 
 
-@tool(effect=Effect.READ, resource="invoice")
-def lookup_invoice(invoice_id: str, ctx: ToolContext) -> dict[str, Any]:
-    """Look up a vendor invoice by id (e.g. INV-1001): vendor, amount due and status."""
-    with _db(ctx.home) as conn:
-        row = conn.execute(
-            "SELECT id, vendor, amount_due, status FROM invoices WHERE id = ?", (invoice_id,)
-        ).fetchone()
-    if row is None:
+@tool(
+    effect=Effect.READ,
+    resource="Invoice",
+    resource_id="invoice_id",
+    resource_loader=invoice_attributes,
+)
+def lookup_invoice(invoice_id: InvoiceId) -> dict[str, Any]:
+    """Look up a vendor invoice by id (e.g. INV-1001): vendor, amount due, status, memo."""
+    row = read_one(_DUE, (invoice_id,))
+    if row is None:  # the gate denies unknown invoices first; kept for direct calls
         return {"found": False, "invoice_id": invoice_id}
+    payments = read(
+        "SELECT id, amount_cents, status FROM payments WHERE invoice_id = ? ORDER BY id",
+        (invoice_id,),
+    )
     return {
         "found": True,
-        "invoice_id": row[0],
-        "vendor": row[1],
-        "amount_due": row[2],
-        "status": row[3],
+        "invoice_id": row["id"],
+        "vendor": row["vendor"],
+        "amount": money(row["amount_cents"]),
+        "amount_due": money(row["due_cents"]),
+        "currency": row["currency"],
+        "department": row["department"],
+        "due_on": row["due_on"],
+        "status": row["status"],
+        "payments": [
+            {"payment_id": p["id"], "amount": money(p["amount_cents"]), "status": p["status"]}
+            for p in payments
+        ],
+        "memo": str(_data("memos.yaml").get(invoice_id, "")),
     }
 
 
-@tool(effect=Effect.IRREVERSIBLE, resource="payment")
-def pay_invoice(invoice_id: str, amount: float, ctx: ToolContext) -> dict[str, Any]:
-    """Pay an invoice. Irreversible: money leaves the company, so a person approves it first."""
-    conn = _db(ctx.home)
-    try:
-        # The idempotency key is the payment reference: a resumed run that repeats this
-        # call finds the payment it already made instead of paying twice.
-        conn.execute("BEGIN IMMEDIATE")
-        existing = conn.execute(
-            "SELECT amount FROM payments WHERE reference = ?", (ctx.idempotency_key,)
-        ).fetchone()
-        if existing is None:
-            conn.execute(
-                "INSERT INTO payments VALUES (?, ?, ?, ?)",
-                (ctx.idempotency_key, invoice_id, amount, ctx.principal.id),
-            )
-            conn.execute("UPDATE invoices SET status = 'paid' WHERE id = ?", (invoice_id,))
-            paid = amount
-        else:
-            paid = existing[0]
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-    return {
-        "status": "paid",
-        "invoice_id": invoice_id,
-        "amount": paid,
-        "reference": ctx.idempotency_key,
-    }
+@tool(effect=Effect.READ)
+def lookup_vendor(vendor: VendorName) -> dict[str, Any]:
+    """Look up a vendor's master record: whether it may be paid and its bank account on file."""
+    wanted = " ".join(vendor.lower().split())
+    for name, record in (_data("vendors.yaml").get("vendors") or {}).items():
+        if wanted in (name.lower(), name.lower().removesuffix(" ltd").removesuffix(" inc")):
+            return {"found": True, "vendor": name, **record}
+    return {"found": False, "vendor": vendor, "payable": False, "why": "no such vendor on file"}
