@@ -45,7 +45,8 @@ from controlroom.errors import (
     WorkflowFileError,
 )
 from controlroom.graphs.builder import GraphBuilder
-from controlroom.graphs.runner import Runner, RunResult
+from controlroom.graphs.results import RunResult
+from controlroom.graphs.runner import Runner
 from controlroom.graphs.spec import (
     END,
     ApprovalStep,

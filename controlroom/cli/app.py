@@ -17,7 +17,8 @@ from rich.console import Console
 
 from controlroom.config import Settings
 from controlroom.errors import ConfigError, ControlroomError
-from controlroom.graphs.runner import Runner, RunResult
+from controlroom.graphs.results import RunResult
+from controlroom.graphs.runner import Runner
 from controlroom.graphs.store import RunStatus
 from controlroom.tools.policy import project_gate
 

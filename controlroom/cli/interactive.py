@@ -8,7 +8,8 @@ import typer
 from rich.console import Console
 
 from controlroom.errors import ControlroomError
-from controlroom.graphs.runner import Runner, RunResult
+from controlroom.graphs.results import RunResult
+from controlroom.graphs.runner import Runner
 from controlroom.graphs.store import RunStatus
 
 

@@ -9,7 +9,7 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMes
 from rich.console import Console
 from rich.table import Table
 
-from controlroom.graphs.runner import RunResult
+from controlroom.graphs.results import RunResult
 from controlroom.graphs.store import Approval, RunRecord, RunStatus
 
 STATUS_STYLE = {

@@ -37,7 +37,8 @@ from controlroom.evaluation.metrics import (
     violations,
 )
 from controlroom.evaluation.report import ApprovalTaken, CaseResult, Check, EvalReport, totals
-from controlroom.graphs.runner import Runner, RunResult
+from controlroom.graphs.results import RunResult
+from controlroom.graphs.runner import Runner
 from controlroom.graphs.spec import AnswerStep, RetrieveStep
 from controlroom.graphs.store import RunStatus
 from controlroom.graphs.workflow import Workflow, load_workflow

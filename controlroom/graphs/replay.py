@@ -45,7 +45,8 @@ from controlroom.graphs.workflow import PYTHON_OBJECT, Workflow, load_workflow
 from controlroom.identity import Directory, Principal
 
 if TYPE_CHECKING:
-    from controlroom.graphs.runner import Runner, RunResult
+    from controlroom.graphs.results import RunResult
+    from controlroom.graphs.runner import Runner
 
 _MAX_ROUNDS = 1000
 

@@ -22,11 +22,8 @@ from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage, HumanMessage
-from langgraph.checkpoint.base import copy_checkpoint
-from langgraph.checkpoint.base.id import uuid6
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, StateSnapshot
-from pydantic import BaseModel, Field
 
 from controlroom.agents.models import resolve_model
 from controlroom.audit.recorder import RunAudit
@@ -41,10 +38,12 @@ from controlroom.errors import (
     ToolError,
     UnknownToolError,
 )
+from controlroom.graphs import time_travel
 from controlroom.graphs.audit_hooks import AuditFactory, record_decision, record_stop
-from controlroom.graphs.backend import checkpoints_from_saver, open_backend
+from controlroom.graphs.backend import open_backend
 from controlroom.graphs.compile import to_state_graph
 from controlroom.graphs.nodes import decision_payload
+from controlroom.graphs.results import RunResult
 from controlroom.graphs.spec import ToolsStep
 from controlroom.graphs.state import ApproveMode, RunContext, RunState, last_ai_message
 from controlroom.graphs.store import (
@@ -63,8 +62,6 @@ from controlroom.graphs.supervision import (
     StateEdits,
     StopRequests,
     Watcher,
-    list_checkpoints,
-    resolve_checkpoint,
 )
 from controlroom.graphs.workflow import PYTHON_OBJECT, Workflow, load_workflow
 from controlroom.identity import Directory, Principal
@@ -74,26 +71,6 @@ from controlroom.tools.policy import PolicyGate, may_approve, project_gate
 
 CompiledGraph = CompiledStateGraph[RunState, RunContext, RunState, RunState]
 MAX_STEPS_PER_CALL = 250  # graph steps one start/resume/approve may take before it fails
-
-
-class RunResult(BaseModel):
-    """Where a run stands after a call: its record, what waits, the final output."""
-
-    run: RunRecord
-    pending: list[Approval] = Field(default_factory=list)
-    paused_at: str | None = None  # why a paused run paused: a step, a breakpoint, a stop
-
-    @property
-    def run_id(self) -> str:
-        return self.run.run_id
-
-    @property
-    def status(self) -> RunStatus:
-        return self.run.status
-
-    @property
-    def output(self) -> str | None:
-        return self.run.output
 
 
 def _answered(graph_input: Any) -> list[str]:
@@ -112,22 +89,6 @@ def _interrupt_before(breaks: Breakpoints, wf: Workflow) -> list[str] | str | No
     if breaks.tools:  # whether a tools step calls a watched tool is known only before it runs
         nodes |= {s.id for s in wf.spec.steps if isinstance(s, ToolsStep)}
     return sorted(nodes) or None
-
-
-def _apply_edits(values: dict[str, Any], edits: StateEdits) -> None:
-    """Change a copied checkpoint's channel values (the fork's starting state)."""
-    if edits.input is not None:
-        values["input"] = edits.input
-        messages = list(values.get("messages") or [])
-        for i, message in enumerate(messages):
-            if isinstance(message, HumanMessage):  # the request the model sees
-                messages[i] = HumanMessage(content=edits.input, id=message.id)
-                break
-        values["messages"] = messages
-    if edits.vars is not None:
-        values["vars"] = dict(edits.vars)
-    if edits.output is not None:
-        values["output"] = edits.output
 
 
 def _first_state(text: str) -> RunState:
@@ -576,34 +537,11 @@ class Runner:
 
     def checkpoints(self, run_id: str) -> list[CheckpointInfo]:
         """The run's saved checkpoints, oldest first: the points time travel can fork from."""
-        record = self.store.get_run(run_id)
-        if self._conn is None:  # PostgreSQL: no SQLite tables to read, ask the checkpointer
-            return checkpoints_from_saver(self.checkpointer, record.run_id)
-        with self.checkpointer.lock:
-            return list_checkpoints(self._conn, record.run_id, self._heads)
+        return time_travel.checkpoints(self, run_id)
 
     def state_at(self, run_id: str, checkpoint: str) -> RunState:
         """The run's state as saved at one checkpoint (an id, a unique prefix, or step:N)."""
-        record = self.store.get_run(run_id)
-        exact = CheckpointInfo(checkpoint_id=checkpoint, step=0, source="")
-        saved = self.checkpointer.get_tuple(self._checkpoint_config(record.run_id, exact))
-        if saved is None:  # a prefix or step:N
-            info = resolve_checkpoint(self.checkpoints(record.run_id), checkpoint, record.run_id)
-            saved = self.checkpointer.get_tuple(self._checkpoint_config(record.run_id, info))
-        values = saved.checkpoint["channel_values"] if saved is not None else {}
-        if "__start__" in values and isinstance(values["__start__"], dict):
-            values = {**values["__start__"], **values}
-        return cast(RunState, {k: values[k] for k in RunState.__annotations__ if k in values})
-
-    @staticmethod
-    def _checkpoint_config(run_id: str, info: CheckpointInfo) -> Any:
-        return {
-            "configurable": {
-                "thread_id": run_id,
-                "checkpoint_ns": "",
-                "checkpoint_id": info.checkpoint_id,
-            }
-        }
+        return time_travel.state_at(self, run_id, checkpoint)
 
     def fork(
         self,
@@ -616,85 +554,18 @@ class Runner:
         resume: bool = False,
         breakpoints: Breakpoints | None = None,
     ) -> RunResult:
-        """Start a new run from one of a run's past checkpoints (time travel).
-
-        The new run acts for the same user with the origin's workflow, state and model
-        (``model`` overrides it); ``edits`` change the state first. It is linked to its
-        origin (``parent_run_id``, ``parent_checkpoint``) in the store and in its audit log's
-        first record, with who forked it. It starts paused before the node the checkpoint
-        had scheduled; ``resume=True`` carries it on at once. Its tool calls go through the
-        gate again and its approvals are asked again: a fork is a new run, not a replay.
-        """
-        origin = self.store.get_run(run_id)
-        forker = self.principal(by)
-        changes = edits if isinstance(edits, StateEdits) else StateEdits.model_validate(edits or {})
-        wf = self._workflow_for(origin, None, allow_changed=False)
-        principal = self.principal(origin.user_id)
-        info = resolve_checkpoint(self.checkpoints(origin.run_id), checkpoint, origin.run_id)
-        if info.step < 0 and changes.changed():
-            raise RunStateError(
-                f"Checkpoint {info.checkpoint_id} holds only the run's input; fork from step:0 "
-                "to edit the state.",
-                title="Cannot edit this checkpoint",
-            )
-        saved = self.checkpointer.get_tuple(self._checkpoint_config(origin.run_id, info))
-        if saved is None:
-            raise RunStateError(f"Checkpoint {info.checkpoint_id} of run {origin.run_id} is gone.")
-        model_spec = model or origin.model
-        self._model_getter(wf)(model_spec)  # a missing model fails before the run exists
-        new_id = "r" + uuid.uuid4().hex[:11]
-        copied = copy_checkpoint(saved.checkpoint)
-        copied["id"] = str(uuid6(clock_seq=-2))
-        _apply_edits(copied["channel_values"], changes)
-        self.checkpointer.put(
-            {"configurable": {"thread_id": new_id, "checkpoint_ns": ""}},
-            copied,
-            {"source": "fork", "step": info.step, "parents": {}},
-            {},
+        """Start a new run from one of a run's past checkpoints (time travel); see
+        :func:`controlroom.graphs.time_travel.fork`."""
+        return time_travel.fork(
+            self,
+            run_id,
+            checkpoint,
+            by=by,
+            edits=edits,
+            model=model,
+            resume=resume,
+            breakpoints=breakpoints,
         )
-        audit = self._audits.for_run(new_id, wf)
-        stamp = now()
-        values = copied["channel_values"]
-        text = str(values.get("input", origin.input)) if changes.input is None else changes.input
-        self.store.insert_run(
-            origin.model_copy(
-                update={
-                    "run_id": new_id,
-                    "input": text,
-                    "model": model_spec,
-                    "status": RunStatus.PAUSED,
-                    "output": None,
-                    "error": None,
-                    "next_steps": [n for n in info.next if n != "__start__"] or info.next,
-                    "parent_run_id": origin.run_id,
-                    "parent_checkpoint": info.checkpoint_id,
-                    "created_at": stamp,
-                    "updated_at": stamp,
-                    "pending_approvals": 0,
-                }
-            )
-        )
-        audit.run_started(
-            principal=principal,
-            model_spec=model_spec,
-            approve_mode=origin.approve_mode,
-            input_text=text,
-            config=self._audits.config(),
-            fork={
-                "run_id": origin.run_id,
-                "checkpoint_id": info.checkpoint_id,
-                "step": info.step,
-                "by": forker.id,
-                "edited": changes.changed(),
-            },
-        )
-        record_stop(audit, "paused", output=None, error=None, next_steps=info.next, pending=[])
-        if breakpoints:
-            self._breakpoints[new_id] = breakpoints
-        if resume:
-            return self.resume(new_id)
-        where = f"forked from {origin.run_id} at step {info.step}"
-        return RunResult(run=self.get_run(new_id), pending=[], paused_at=where)
 
     def _breakpoint_hit(
         self, breaks: Breakpoints, wf: Workflow, snapshot: StateSnapshot

@@ -21,7 +21,8 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 
 from controlroom.errors import ControlroomError
-from controlroom.graphs.runner import Runner, RunResult
+from controlroom.graphs.results import RunResult
+from controlroom.graphs.runner import Runner
 from controlroom.graphs.store import RunStatus
 from controlroom.graphs.supervision import Breakpoints, CheckpointInfo, RunEvent
 from controlroom.tui.approval import ApprovalContext, ApprovalScreen, Decision

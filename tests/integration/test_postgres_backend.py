@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
@@ -52,9 +53,9 @@ def test_a_run_lock_dies_with_the_process_holding_it(project: Path, database_url
         assert not backend.is_locked("r0123456789b")
         with (
             pytest.raises(RunBusyError, match=f"controlroom pid {holder.pid} on "),
-            backend.run_lock("r0123456789a"),
+            ExitStack() as stack,
         ):
-            pass
+            stack.enter_context(backend.run_lock("r0123456789a"))
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(timeout=30)
         deadline = time.monotonic() + 10
@@ -64,8 +65,8 @@ def test_a_run_lock_dies_with_the_process_holding_it(project: Path, database_url
         with backend.run_lock("r0123456789a"):
             assert backend.is_locked("r0123456789a")
             # One process, two holders (say, two threads): the second is refused too.
-            with pytest.raises(RunBusyError), backend.run_lock("r0123456789a"):
-                pass
+            with pytest.raises(RunBusyError), ExitStack() as stack:
+                stack.enter_context(backend.run_lock("r0123456789a"))
         assert not backend.is_locked("r0123456789a")
         backend.close()
     finally:
