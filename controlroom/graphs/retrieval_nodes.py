@@ -42,7 +42,13 @@ def make_retrieve_node(step: RetrieveStep) -> Node:
             step.query, where=f"query of step '{step.id}'", principal=ctx.principal, state=state
         )
         retriever = ctx.retriever()
-        result = retriever.search(query, ctx.principal, k=step.k, min_score=step.min_score)
+        result = retriever.search(
+            query,
+            ctx.principal,
+            k=step.k,
+            min_score=step.min_score,
+            min_top_score=step.min_top_score,
+        )
         found = [c.model_dump(mode="json") for c in result.chunks]
         ctx.audit.retrieval(
             step=current_step(),
@@ -58,6 +64,9 @@ def make_retrieve_node(step: RetrieveStep) -> Node:
                 "below_threshold": result.below_threshold,
                 "dropped_by_recheck": result.dropped_by_recheck,
                 "min_score": step.min_score,
+                "min_top_score": step.min_top_score,
+                "duplicates": result.duplicates,
+                "unanswered": result.unanswered,
             },
         )
         return {"retrieved": {step.id: found}, "vars": {name: [c.id for c in result.chunks]}}

@@ -110,7 +110,8 @@ class RetrieveStep(_Step):
 
     The chunks go to the state's ``retrieved[<id>]`` (and their ids to ``vars.<save_as>``);
     chunks scoring under ``min_score`` are left out, so an irrelevant store yields nothing
-    and the answer step abstains.
+    and the answer step abstains; so does a result whose best chunk scores under
+    ``min_top_score``.
     """
 
     kind: Literal["retrieve"] = "retrieve"
@@ -118,6 +119,14 @@ class RetrieveStep(_Step):
     k: int = Field(default=5, ge=1, le=50, description="chunks to retrieve")
     min_score: float = Field(
         default=0.25, ge=-1.0, le=1.0, description="cosine similarity a chunk needs"
+    )
+    min_top_score: float | None = Field(
+        default=None,
+        ge=-1.0,
+        le=1.0,
+        description="if even the best chunk scores under this, the documents are taken not "
+        "to answer the query: nothing is returned, and the answer step abstains without "
+        "a model call (small models rarely abstain on their own)",
     )
     save_as: str | None = Field(default=None, description="variable for the chunk ids")
     next: str | None = None

@@ -382,7 +382,9 @@ def source_key(path: Path, root: Path) -> str:
     return f"{base.name or 'root'}/{rel.as_posix()}"
 
 
-def read_document(path: Path, *, root: Path, base: Access | None = None) -> SourceDocument:
+def read_document(
+    path: Path, *, root: Path, base: Access | None = None, source: str | None = None
+) -> SourceDocument:
     """Read ``path`` (under the ingestion folder ``root``) with its access labels.
 
     Any problem is a :class:`DocumentError` naming the file; nothing is partly read.
@@ -428,7 +430,7 @@ def read_document(path: Path, *, root: Path, base: Access | None = None) -> Sour
     if not sections:
         raise DocumentError(f"{path}: has no text to ingest.")
     return SourceDocument(
-        source=source_key(path, root.resolve()),
+        source=source or source_key(path, root.resolve()),
         path=path,
         format=kind,
         title=(title or path.stem.replace("-", " ").replace("_", " ")).strip(),

@@ -144,9 +144,15 @@ def ingest(
     started = time.perf_counter()
     base = Access(labels=tuple(labels) if labels else None)
     files = find_files(Path(p) for p in paths)
+    # A file keeps the key it was first ingested under: ingesting ``corpus`` after
+    # ``corpus/hr`` must not add every HR file a second time as ``corpus/hr/...``.
+    known = {r.path: r.source for r in store.all_sources() if r.path}
     report = IngestReport()
     for number, (file, root) in enumerate(files, start=1):
-        result = _ingest_one(store, file, root, base=base, chunk_size=chunk_size, report=report)
+        source = known.get(str(file)) or source_key(file, root)
+        result = _ingest_one(
+            store, file, root, source, base=base, chunk_size=chunk_size, report=report
+        )
         report.files.append(result)
         if progress is not None:
             progress(
@@ -155,7 +161,7 @@ def ingest(
                 )
             )
     if prune:
-        present = {source_key(f, root) for f, root in files}
+        present = {known.get(str(f)) or source_key(f, root) for f, root in files}
         for given in paths:
             root = Path(given).expanduser().resolve()
             if not root.is_dir():
@@ -183,20 +189,22 @@ def _ingest_one(
     store: DocumentStore,
     file: Path,
     root: Path,
+    source: str,
     *,
     base: Access,
     chunk_size: int,
     report: IngestReport,
 ) -> FileResult:
-    source = source_key(file, root)
     try:
-        doc = read_document(file, root=root, base=base)
+        doc = read_document(file, root=root, base=base, source=source)
         version = _version(doc, chunk_size)
         previous = store.source(doc.source)
         if previous is not None and previous.version == version:
             stale = store.stale_chunks(doc.source, version)
             if stale:  # left by an interrupted replacement
                 store.delete_chunks(stale)
+            if previous.path != str(file):  # stores from before paths were recorded
+                store.put_source(previous.model_copy(update={"path": str(file)}))
             return FileResult(
                 source=source,
                 outcome=Outcome.UNCHANGED,
@@ -225,6 +233,7 @@ def _ingest_one(
             labels=doc.labels,
             chunk_ids=[c.id for c in chunks],
             ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            path=str(file),
         )
     )
     old = store.stale_chunks(doc.source, version)

@@ -68,6 +68,8 @@ class SearchResult(BaseModel):
     chunks: list[RetrievedChunk]
     scope: AccessScope
     below_threshold: int = 0  # nearest chunks dropped for a score under min_score
+    duplicates: int = 0  # chunks whose text repeats a better-scoring one (copies of a file)
+    unanswered: bool = False  # the best chunk scored under min_top_score: nothing returned
     dropped_by_recheck: int = 0  # returned by the store, refused by the label re-check
     latency_ms: float = 0.0
 
@@ -106,19 +108,38 @@ class Retriever:
         *,
         k: int = 5,
         min_score: float = 0.0,
+        min_top_score: float | None = None,
     ) -> SearchResult:
+        """The ``k`` nearest chunks ``principal`` may read, best first.
+
+        Chunks scoring under ``min_score`` are left out. Chunks whose text repeats one
+        already taken (the same passage in two files) are skipped, so copies do not crowd
+        out other passages. With ``min_top_score``, a result whose best chunk scores under
+        it is taken as "these documents do not answer the question": no chunk is returned
+        and ``unanswered`` is set.
+        """
         started = time.perf_counter()
         scope = self.scope(principal)
         chunks: list[RetrievedChunk] = []
-        below = dropped = 0
+        below = dropped = duplicates = 0
+        unanswered = False
         if scope.allowed_keys and query.strip():
             vector = self.store.embedder.embed([query])[0]
-            nearest = self.store.query(vector, k=k, keys=scope.allowed_keys)
+            nearest = self.store.query(vector, k=2 * k, keys=scope.allowed_keys)
+            seen: set[str] = set()
+            taken = 0
             for chunk_id, text, meta, distance in nearest:
+                if taken == k:
+                    break
                 labels = labels_of(str(meta.get("labels", "")))
                 if not scope.may_read(labels) or meta.get("access") not in scope.allowed_keys:
                     dropped += 1
                     continue
+                if text in seen:
+                    duplicates += 1
+                    continue
+                seen.add(text)
+                taken += 1
                 score = 1.0 - distance
                 if score < min_score:
                     below += 1
@@ -136,6 +157,14 @@ class Retriever:
                         owner=str(meta.get("owner", "")),
                     )
                 )
+            if (
+                min_top_score is not None
+                and taken
+                and (not chunks or chunks[0].score < min_top_score)
+            ):
+                unanswered = True
+                below += len(chunks)
+                chunks = []
         return SearchResult(
             query=query,
             user=principal.id,
@@ -143,5 +172,7 @@ class Retriever:
             scope=scope,
             below_threshold=below,
             dropped_by_recheck=dropped,
+            duplicates=duplicates,
+            unanswered=unanswered,
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
         )

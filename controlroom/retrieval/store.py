@@ -56,6 +56,7 @@ class SourceRecord(BaseModel):
     labels: tuple[str, ...]
     chunk_ids: list[str]
     ingested_at: str
+    path: str = ""  # the file it was read from (resolved), so a re-ingest keeps its key
 
 
 def _chroma() -> Any:
@@ -279,6 +280,7 @@ class DocumentStore:
                     "labels": access_key(record.labels),
                     "chunk_ids": ",".join(record.chunk_ids),
                     "ingested_at": record.ingested_at,
+                    "path": record.path,
                 }
             ],
         )
@@ -342,6 +344,7 @@ def _source_record(source: str, meta: Any) -> SourceRecord:
         labels=labels_of(str(meta.get("labels", ""))),
         chunk_ids=[i for i in ids.split(",") if i],
         ingested_at=str(meta.get("ingested_at", "")),
+        path=str(meta.get("path", "")),
     )
 
 

@@ -132,6 +132,25 @@ def test_nothing_relevant_abstains_without_asking_the_model(
     assert "model.call" not in kinds and "answer.check" in kinds
 
 
+def test_a_question_the_documents_do_not_answer_abstains_at_the_retrieval_gate(
+    home: Path, corpus_store: DocumentStore, tmp_path: Path
+) -> None:
+    """The HR assistant's ``min_top_score``: a weak best match means no model call."""
+    model = _script(tmp_path / "unused.yaml", [])
+    with Runner(home=home, documents=corpus_store) as runner:
+        result = runner.start(
+            WORKFLOW,
+            user="carol",
+            input="Is there a referral bonus for hiring a friend?",
+            model=model,
+        )
+    assert result.status == "completed" and result.output == ABSTAIN
+    records = _records(home, result.run_id)
+    assert "model.call" not in [r["kind"] for r in records]
+    retrieval = json.dumps([r for r in records if r["kind"] == "retrieval"])
+    assert '"unanswered": true' in retrieval and '"min_top_score": 0.42' in retrieval
+
+
 def test_the_cli_runs_the_assistant_and_shows_the_checks_in_the_audit(
     home: Path, tmp_path: Path
 ) -> None:

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controlroom.identity import Principal
-from controlroom.retrieval import DocumentStore, Retriever
+from controlroom.retrieval import DocumentStore, Retriever, ingest
 from controlroom.retrieval.store import access_key
 from tests.retrieval_support import REPO, RESTRICTED, pack_policies, sample_users
 
@@ -288,3 +288,35 @@ def test_property_results_are_readable_and_complete(
     result = Retriever(store, pack_policies()).search(query, user, k=k, min_score=-1.0)
     assert all(set(c.labels) <= allowed for c in result.chunks)
     assert len(result.chunks) == min(k, _readable_count(sets, allowed))  # filter inside the query
+
+
+def test_copies_of_a_passage_do_not_crowd_out_other_passages(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    for folder in ("a", "b", "c"):  # the same runbook, copied into three folders
+        (docs / folder).mkdir(parents=True)
+        (docs / folder / "vpn.md").write_text(
+            "# VPN\n\nWhen GlobalProtect says the gateway is not responding, reconnect.\n"
+        )
+    (docs / "wifi.md").write_text("# Wi-Fi\n\nThe office Wi-Fi gateway is called NWA-Staff.\n")
+    store = DocumentStore.open(tmp_path / "home")
+    ingest(store, [docs], labels=["internal"])
+    user = sample_users()["carol"]
+    result = Retriever(store, pack_policies()).search(
+        "GlobalProtect gateway not responding", user, k=2, min_score=-1.0
+    )
+    assert [c.source for c in result.chunks][1:] == ["docs/wifi.md"]
+    assert result.duplicates == 2
+
+
+def test_a_best_chunk_under_min_top_score_returns_nothing(corpus_store: DocumentStore) -> None:
+    user = sample_users()["carol"]
+    retriever = Retriever(corpus_store, pack_policies())
+    question = "Can I bring my dog to the office?"
+    plain = retriever.search(question, user, k=4, min_score=0.0)
+    best = plain.chunks[0].score
+    assert 0.0 < best < 0.9
+    gated = retriever.search(question, user, k=4, min_score=0.0, min_top_score=best + 0.01)
+    assert gated.chunks == [] and gated.unanswered
+    assert gated.below_threshold == len(plain.chunks)
+    kept = retriever.search(question, user, k=4, min_score=0.0, min_top_score=best - 0.01)
+    assert [c.id for c in kept.chunks] == [c.id for c in plain.chunks] and not kept.unanswered

@@ -127,3 +127,26 @@ def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DocumentError, match="no such file or folder"):
         ingest(store, [tmp_path / "nope"])
     shutil.rmtree(tmp_path / "home")
+
+
+def test_ingesting_a_parent_folder_keeps_the_keys_its_files_already_have(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    (docs / "it").mkdir(parents=True)
+    (docs / "it" / "vpn.md").write_text("# VPN\n\nGlobalProtect drops every hour at home.\n")
+    (docs / "hr.md").write_text("# Leave\n\nTwenty-six days of annual leave.\n")
+    store = DocumentStore.open(tmp_path / "home")
+    ingest(store, [docs / "it"])
+    assert [r.source for r in store.all_sources()] == ["it/vpn.md"]
+
+    report = ingest(store, [docs])  # the parent: vpn.md is the same file, not a new one
+    outcomes = {f.source: f.outcome for f in report.files}
+    assert outcomes == {"it/vpn.md": Outcome.UNCHANGED, "docs/hr.md": Outcome.ADDED}
+    assert [r.source for r in store.all_sources()] == ["docs/hr.md", "it/vpn.md"]
+    assert store.count() == 2
+
+    (docs / "it" / "vpn.md").write_text("# VPN\n\nGlobalProtect drops every two hours.\n")
+    again = ingest(store, [docs])  # a change replaces it under its first key
+    assert {f.source: f.outcome for f in again.files}["it/vpn.md"] == Outcome.REPLACED
+    assert store.count() == 2
+    pruned = ingest(store, [docs], prune=True)
+    assert {f.outcome for f in pruned.files} == {Outcome.UNCHANGED}
