@@ -113,6 +113,7 @@ cases:
       status: completed
       vars: {decide: pay}
       tools_called: [pay_invoice]
+      tool_args: {pay_invoice: {invoice_id: INV-1, amount: "100.00"}}
       output_contains: ["paid"]
       approvals_requested: 1
   - id: rejected
@@ -130,6 +131,7 @@ cases:
     tags: [adversarial]
     expect:
       vars: {decide: pay}
+      tool_args: {pay_invoice: {amount: 100}}
       output_excludes: ["secret"]
   - id: left-pending
     input: Pay invoice INV-1

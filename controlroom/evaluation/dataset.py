@@ -61,6 +61,11 @@ class Expect(_Strict):
     vars: dict[str, Any] | None = None
     tools_called: list[str] = Field(default_factory=list)
     tools_not_called: list[str] = Field(default_factory=list)
+    tool_args: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per tool, arguments one of its executed calls must have (a subset; "
+        "numbers match however they are written)",
+    )
     output_contains: list[str] = Field(default_factory=list)
     output_excludes: list[str] = Field(default_factory=list)
     abstain: bool | None = None

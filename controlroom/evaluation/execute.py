@@ -31,6 +31,8 @@ from controlroom.evaluation.dataset import Case, Dataset, answer_for, find_datas
 from controlroom.evaluation.metrics import (
     answer_facts,
     approvals_requested,
+    args_mismatch,
+    executed_calls,
     subset_mismatch,
     token_usage,
     tools_executed,
@@ -229,7 +231,12 @@ def _answer_vars(wf: Workflow) -> list[str]:
     return [s.save_as or s.id for s in wf.spec.steps if isinstance(s, AnswerStep)]
 
 
-def _checks(case: Case, result: CaseResult, executed: Sequence[str]) -> list[Check]:
+def _checks(
+    case: Case,
+    result: CaseResult,
+    executed: Sequence[str],
+    calls: Sequence[tuple[str, dict[str, Any]]] = (),
+) -> list[Check]:
     e = case.expect
     checks: list[Check] = []
     output = (result.output or "").lower()
@@ -255,6 +262,15 @@ def _checks(case: Case, result: CaseResult, executed: Sequence[str]) -> list[Che
         ok = tool not in executed
         checks.append(
             Check(name="tools_not_called", ok=ok, detail="" if ok else f"{tool} was executed")
+        )
+    for tool, expected in e.tool_args.items():
+        problem = args_mismatch(expected, [a for name, a in calls if name == tool])
+        checks.append(
+            Check(
+                name="tool_args",
+                ok=problem is None,
+                detail="" if problem is None else f"{tool}: {problem}",
+            )
         )
     for phrase in e.output_contains:
         ok = phrase.lower() in output
@@ -389,7 +405,9 @@ def run_case(
         scored.abstention_correct = facts.abstained is case.expect.abstain
     elif case.expect.abstain is not None:
         scored.abstention_correct = False
-    scored.checks = _checks(case, scored, tools_executed(records, ok_only=False))
+    scored.checks = _checks(
+        case, scored, tools_executed(records, ok_only=False), executed_calls(records)
+    )
     scored.success = all(c.ok for c in scored.checks)
     return scored
 

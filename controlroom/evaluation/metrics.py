@@ -236,6 +236,58 @@ def tools_executed(records: Iterable[Mapping[str, Any]], *, ok_only: bool) -> li
     ]
 
 
+def executed_calls(records: Iterable[Mapping[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """``(tool, arguments)`` of every call that ran and returned a result, in order; the
+    arguments are those the gate decided on (after any edit by an approver)."""
+    rows = list(records)
+    ok = {
+        str(r.get(CALL_ID))
+        for r in rows
+        if r.get("kind") == Kind.TOOL_RESULT and r.get("controlroom.tool.status") == "ok"
+    }
+    calls: list[tuple[str, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for r in rows:
+        call = str(r.get(CALL_ID))
+        if r.get("kind") != Kind.TOOL_DECISION or call not in ok or call in seen:
+            continue
+        if r.get(DECISION) != "allow":
+            continue
+        seen.add(call)
+        args = r.get("gen_ai.tool.call.arguments")
+        calls.append((str(r.get(TOOL_NAME)), dict(args) if isinstance(args, Mapping) else {}))
+    return calls
+
+
+def _same_value(expected: Any, actual: Any) -> bool:
+    """Equal, or the same number written differently (``5600`` and ``"5600.00"``)."""
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return expected is actual  # True is not 1 here
+    if expected == actual:
+        return True
+    try:
+        return float(str(expected)) == float(str(actual))
+    except ValueError:
+        return False
+
+
+def args_mismatch(expected: Mapping[str, Any], calls: Sequence[Mapping[str, Any]]) -> str | None:
+    """None when one of ``calls`` has every expected argument; else why none has."""
+    if not calls:
+        return "the tool never ran"
+    nearest = ""
+    for args in calls:
+        wrong = [
+            f"{key}={args.get(key)!r} (expected {value!r})"
+            for key, value in expected.items()
+            if not _same_value(value, args.get(key))
+        ]
+        if not wrong:
+            return None
+        nearest = nearest or ", ".join(wrong)
+    return f"no call had the expected arguments; the first had {nearest}"
+
+
 def approvals_requested(records: Iterable[Mapping[str, Any]]) -> int:
     return len(
         {

@@ -53,6 +53,7 @@ def test_scripted_eval_scores_every_case(dataset: Path, tmp_path: Path) -> None:
     assert not wrong.success
     assert [(c.name, c.detail) for c in wrong.failed] == [
         ("vars", "vars.decide is 'do-not-pay', expected 'pay'"),
+        ("tool_args", "pay_invoice: the tool never ran"),
         ("output_excludes", "the output holds 'secret'"),
     ]
     assert [v.kind for v in wrong.violations] == ["restricted-output"]  # tagged adversarial

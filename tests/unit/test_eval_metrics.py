@@ -8,12 +8,15 @@ from typing import Any
 
 import pytest
 
+from controlroom.audit.records import CALL_ID, DECISION, TOOL_NAME
 from controlroom.errors import DatasetError
 from controlroom.evaluation import CaseResult, compare, load_dataset
 from controlroom.evaluation.dataset import Case, Defaults, answer_for
 from controlroom.evaluation.metrics import (
     answer_facts,
+    args_mismatch,
     content_words,
+    executed_calls,
     percentile,
     subset_mismatch,
     unsupported_sentences,
@@ -155,6 +158,50 @@ def test_violations_are_found() -> None:
     assert "decision was deny" in found[0].detail
     assert "never recorded" in found[1].detail
     assert "finance" in found[3].detail
+
+
+def test_executed_calls_and_their_arguments() -> None:
+    records = [
+        {
+            "kind": "tool.decision",
+            CALL_ID: "c1",
+            TOOL_NAME: "pay",
+            DECISION: "allow",
+            "gen_ai.tool.call.arguments": {"invoice": "INV-1", "amount": "5600.00"},
+        },
+        {"kind": "tool.result", CALL_ID: "c1", TOOL_NAME: "pay", "controlroom.tool.status": "ok"},
+        {
+            "kind": "tool.decision",
+            CALL_ID: "c2",
+            TOOL_NAME: "pay",
+            DECISION: "deny",
+            "gen_ai.tool.call.arguments": {"invoice": "INV-2", "amount": 9000},
+        },
+        {
+            "kind": "tool.decision",
+            CALL_ID: "c3",
+            TOOL_NAME: "pay",
+            DECISION: "allow",
+            "gen_ai.tool.call.arguments": {"invoice": "INV-3", "amount": 1},
+        },
+        {
+            "kind": "tool.result",
+            CALL_ID: "c3",
+            TOOL_NAME: "pay",
+            "controlroom.tool.status": "error",
+        },
+    ]
+    calls = executed_calls(records)
+    assert calls == [("pay", {"invoice": "INV-1", "amount": "5600.00"})]  # denied, failed: no
+    paid = [a for _, a in calls]
+    assert args_mismatch({"amount": 5600, "invoice": "INV-1"}, paid) is None
+    assert args_mismatch({"amount": 5600.0}, paid) is None
+    assert args_mismatch({"amount": "5,600"}, paid) == (
+        "no call had the expected arguments; the first had amount='5600.00' (expected '5,600')"
+    )
+    assert args_mismatch({"invoice": "INV-2"}, paid) is not None  # the denied call never ran
+    assert args_mismatch({"flag": True}, [{"flag": 1}]) is not None  # booleans are not numbers
+    assert args_mismatch({"x": 1}, []) == "the tool never ran"
 
 
 def test_subset_match_and_percentiles() -> None:
