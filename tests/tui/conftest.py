@@ -1,6 +1,6 @@
-"""The control room's tests run a frozen copy of the invoice-payment example (its workflow,
-tools and script as of the control room's first version) so that the example can evolve
-without moving these tests' steps, ids and snapshots."""
+"""The control room's tests run the spine's frozen test workflow (``tests/data/invoice-payment``,
+the invoice-payment example as it was before it grew vendor checks and mail), so that the
+example can evolve without moving these tests' steps, ids and snapshots."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-FLOW = Path(__file__).resolve().parent / "invoice_flow"
+FLOW = Path(__file__).resolve().parents[1] / "data" / "invoice-payment"
 FLOW_MODEL = f"scripted:{FLOW / 'script.yaml'}"
 
 
