@@ -125,7 +125,7 @@ def print_comparison(console: Console, diff: Comparison) -> None:
     styles = {"better": "green", "worse": "bold red", "changed": "yellow"}
     shown = 0
     for d in diff.cases:
-        if d.change == "same":
+        if d.change in ("same", "only in A", "only in B"):
             continue
         shown += 1
         a, b = d.success
@@ -145,7 +145,12 @@ def print_comparison(console: Console, diff: Comparison) -> None:
         f"better: {len(diff.better)} · worse: {len(diff.worse)} · changed: {len(diff.changed)}",
         highlight=False,
     )
-    totals = Table(title="Totals", title_justify="left")
+    if diff.only_in_a or diff.only_in_b:
+        console.print(
+            f"[yellow]{len(diff.only_in_a)} case(s) only in A, {len(diff.only_in_b)} only in B; "
+            f"the totals below are over the {diff.common_cases} case(s) both ran.[/]"
+        )
+    totals = Table(title=f"Totals ({diff.common_cases} cases)", title_justify="left")
     for column in ("total", "A", "B", "Δ"):
         totals.add_column(column)
     for t in diff.totals:

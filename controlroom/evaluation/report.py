@@ -206,6 +206,9 @@ class Comparison(BaseModel):
     changed: list[str]
     cases: list[CaseDiff]
     totals: list[TotalDiff]
+    common_cases: int = 0  # cases both reports ran: the totals are computed over these
+    only_in_a: list[str] = Field(default_factory=list)
+    only_in_b: list[str] = Field(default_factory=list)
 
 
 # total -> True when higher is better, False when lower is better
@@ -304,7 +307,14 @@ def compare(a: EvalReport, b: EvalReport) -> Comparison:
             )
         )
     total_diffs: list[TotalDiff] = []
-    ta, tb = a.totals.model_dump(), b.totals.model_dump()
+    # Totals over the cases both ran, so that a re-run of a subset (common with slow local
+    # models) is compared like with like; with the same cases these are the reports' own.
+    common = [case_id for case_id in by_a if case_id in by_b]
+    if len(common) == len(by_a) == len(by_b):
+        ta, tb = a.totals.model_dump(), b.totals.model_dump()
+    else:
+        ta = totals([by_a[i] for i in common]).model_dump()
+        tb = totals([by_b[i] for i in common]).model_dump()
     for name, higher_better in _TOTALS.items():
         va, vb = ta.get(name), tb.get(name)
         delta = round(vb - va, 4) if va is not None and vb is not None else None
@@ -318,4 +328,7 @@ def compare(a: EvalReport, b: EvalReport) -> Comparison:
         changed=[d.id for d in diffs if d.change == "changed"],
         cases=diffs,
         totals=total_diffs,
+        common_cases=len(common),
+        only_in_a=[i for i in by_a if i not in by_b],
+        only_in_b=[i for i in by_b if i not in by_a],
     )

@@ -276,8 +276,15 @@ def test_compare_shows_flips_and_changes() -> None:
     assert "vars.priority 'low' -> 'high'" in by_id["flip-up"].differences
     assert "tool calls [create_ticket] -> []" in by_id["flip-down"].differences
     assert by_id["new"].change == "only in B"
+    # B's own total (4 of 5) counts a case A never ran; the comparison's are over the 4
+    # cases both ran, where one flipped up and one down
+    assert b.totals.success_rate == 0.8
+    assert (diff.common_cases, diff.only_in_a, diff.only_in_b) == (4, [], ["new"])
     rate = next(t for t in diff.totals if t.name == "success_rate")
-    assert rate.a == 0.75 and rate.b == 0.8 and rate.better is True
+    assert rate.a == 0.75 and rate.b == 0.75 and rate.better is None
+    same = compare(a, _report([_case(c.id) for c in a.cases]))  # same cases: own totals
+    rate = next(t for t in same.totals if t.name == "success_rate")
+    assert (same.common_cases, rate.a, rate.b, rate.better) == (4, 0.75, 1.0, True)
 
 
 def test_approval_policy_lookup() -> None:
