@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,18 @@ def cli_env(home: Path) -> dict[str, str]:
     if os.environ.get("CONTROLROOM_DATABASE_URL"):  # set by the `backend` fixture
         env["CONTROLROOM_DATABASE_URL"] = os.environ["CONTROLROOM_DATABASE_URL"]
     return env
+
+
+def run_cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m controlroom ARGS`` in a subprocess, on the project folder ``home``."""
+    return subprocess.run(
+        [sys.executable, "-m", "controlroom", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(home),
+        timeout=timeout,
+        check=False,
+    )
 
 
 # --- shared-state backends: SQLite files, or PostgreSQL ------------------------------------

@@ -30,8 +30,6 @@ from controlroom.audit.recorder import RunAudit
 from controlroom.audit.replay import ReplayReport
 from controlroom.config import Settings, using_home
 from controlroom.errors import (
-    ApprovalDecidedError,
-    ApprovalError,
     ControlroomError,
     RunBusyError,
     RunStateError,
@@ -39,13 +37,13 @@ from controlroom.errors import (
     UnknownToolError,
 )
 from controlroom.graphs import time_travel
+from controlroom.graphs.approval_checks import ensure_may_decide, ensure_pending
 from controlroom.graphs.audit_hooks import AuditFactory, record_decision, record_stop
 from controlroom.graphs.backend import open_backend
 from controlroom.graphs.compile import to_state_graph
 from controlroom.graphs.nodes import decision_payload
 from controlroom.graphs.results import RunResult
-from controlroom.graphs.spec import ToolsStep
-from controlroom.graphs.state import ApproveMode, RunContext, RunState, last_ai_message
+from controlroom.graphs.state import ApproveMode, RunContext, RunState
 from controlroom.graphs.store import (
     Approval,
     ApprovalStatus,
@@ -62,12 +60,14 @@ from controlroom.graphs.supervision import (
     StateEdits,
     StopRequests,
     Watcher,
+    breakpoint_hit,
+    interrupt_before,
 )
 from controlroom.graphs.workflow import PYTHON_OBJECT, Workflow, load_workflow
 from controlroom.identity import Directory, Principal
 from controlroom.retrieval import DocumentStore, Retriever, document_policies, open_store
 from controlroom.tools.gate import Decision, DeclaredGate, Gate, Verdict
-from controlroom.tools.policy import PolicyGate, may_approve, project_gate
+from controlroom.tools.policy import PolicyGate, project_gate
 
 CompiledGraph = CompiledStateGraph[RunState, RunContext, RunState, RunState]
 MAX_STEPS_PER_CALL = 250  # graph steps one start/resume/approve may take before it fails
@@ -79,16 +79,6 @@ def _answered(graph_input: Any) -> list[str]:
     if not isinstance(resume, dict):
         return []
     return [aid for answers in resume.values() if isinstance(answers, dict) for aid in answers]
-
-
-def _interrupt_before(breaks: Breakpoints, wf: Workflow) -> list[str] | str | None:
-    """The nodes LangGraph must pause before so the runner can check the breakpoints."""
-    if breaks.every_node:
-        return "*"
-    nodes = set(breaks.nodes)
-    if breaks.tools:  # whether a tools step calls a watched tool is known only before it runs
-        nodes |= {s.id for s in wf.spec.steps if isinstance(s, ToolsStep)}
-    return sorted(nodes) or None
 
 
 def _first_state(text: str) -> RunState:
@@ -419,7 +409,7 @@ class Runner:
         record = self.store.get_run(run_id)
         item = self.store.get_approval(record.run_id, approval_id)
         approver = self.principal(by)
-        self._ensure_pending(item)
+        ensure_pending(item)
         requester = self.principal(record.user_id)
         needs = Decision(
             verdict=Verdict.APPROVE,
@@ -444,7 +434,7 @@ class Runner:
                 )
             if verdict.verdict is Verdict.APPROVE and verdict.approvers:
                 needs = verdict  # edits may call for a more senior approver
-        self._ensure_may_decide(needs, approver, requester)
+        ensure_may_decide(needs, approver, requester)
         decided = self.store.decide(
             record.run_id,
             approval_id,
@@ -465,14 +455,14 @@ class Runner:
         record = self.store.get_run(run_id)
         item = self.store.get_approval(record.run_id, approval_id)
         approver = self.principal(by)
-        self._ensure_pending(item)
+        ensure_pending(item)
         needs = Decision(
             verdict=Verdict.APPROVE,
             reason=item.reason,
             policies=tuple(item.policies),
             approvers=tuple(item.approvers),
         )
-        self._ensure_may_decide(needs, approver, self.principal(record.user_id))
+        ensure_may_decide(needs, approver, self.principal(record.user_id))
         decided = self.store.decide(
             record.run_id, approval_id, approved=False, by=approver.id, reason=reason
         )
@@ -567,44 +557,7 @@ class Runner:
             breakpoints=breakpoints,
         )
 
-    def _breakpoint_hit(
-        self, breaks: Breakpoints, wf: Workflow, snapshot: StateSnapshot
-    ) -> str | None:
-        """Why the run must stay paused where LangGraph stopped it, or None to go on."""
-        nxt = list(snapshot.next)
-        if breaks.every_node:
-            return "step mode: before " + ", ".join(nxt)
-        hit = sorted(set(nxt) & breaks.nodes)
-        if hit:
-            return f"breakpoint on node {hit[0]}"
-        tool_steps = {s.id for s in wf.spec.steps if isinstance(s, ToolsStep)}
-        if breaks.tools and set(nxt) & tool_steps:
-            last = last_ai_message(snapshot.values)  # type: ignore[arg-type]
-            called = {c["name"] for c in last.tool_calls} if last is not None else set()
-            hit = sorted(called & breaks.tools)
-            if hit:
-                return f"breakpoint on tool {hit[0]}"
-        return None
-
     # internals ---------------------------------------------------------------------
-    @staticmethod
-    def _ensure_may_decide(needs: Decision, approver: Principal, requester: Principal) -> None:
-        """Approval rules that name approver roles bind approvals and rejections alike."""
-        problem = may_approve(needs, approver, requester)
-        if problem is not None:
-            raise ApprovalError(
-                f"{problem}. Nothing was recorded; ask someone with that role to decide.",
-                title="Not allowed to decide",
-            )
-
-    @staticmethod
-    def _ensure_pending(item: Approval) -> None:
-        if item.status is not ApprovalStatus.PENDING:
-            raise ApprovalDecidedError(
-                f"Approval {item.approval_id} of run {item.run_id} was already "
-                f"{item.status.value} by {item.decided_by} at {item.decided_at}."
-            )
-
     def _record_decision(self, record: RunRecord, item: Approval) -> None:
         """Record a person's decision (synced), and sign: this process may stop here."""
         try:  # the workflow's tools name secrets to keep out of the record
@@ -687,7 +640,7 @@ class Runner:
         paused_at: str | None = "step" if step else None
         try:
             with using_home(self.settings.home):
-                before = _interrupt_before(breaks, wf)
+                before = interrupt_before(breaks, wf)
                 while True:
                     stopped_by = self._stream(graph, graph_input, ctx, step=step, before=before)
                     if stopped_by is not None:
@@ -698,7 +651,7 @@ class Runner:
                     snapshot = graph.get_state(config)
                     if snapshot.interrupts or not snapshot.next:
                         break
-                    paused_at = self._breakpoint_hit(breaks, wf, snapshot)
+                    paused_at = breakpoint_hit(breaks, wf, snapshot)
                     if paused_at is not None:
                         break
                     graph_input = None  # paused before a tools step that calls no watched tool

@@ -18,10 +18,17 @@ import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import ormsgpack
+from langgraph.types import StateSnapshot
 from pydantic import BaseModel, ConfigDict, Field
+
+from controlroom.graphs.spec import ToolsStep
+from controlroom.graphs.state import last_ai_message
+
+if TYPE_CHECKING:
+    from controlroom.graphs.workflow import Workflow
 
 _BRANCH = "branch:to:"
 
@@ -217,3 +224,31 @@ class StopRequests:
     def clear(self, run_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(run_id))
+
+
+def interrupt_before(breaks: Breakpoints, wf: Workflow) -> list[str] | str | None:
+    """The nodes LangGraph must pause before so the runner can check the breakpoints."""
+    if breaks.every_node:
+        return "*"
+    nodes = set(breaks.nodes)
+    if breaks.tools:  # whether a tools step calls a watched tool is known only before it runs
+        nodes |= {s.id for s in wf.spec.steps if isinstance(s, ToolsStep)}
+    return sorted(nodes) or None
+
+
+def breakpoint_hit(breaks: Breakpoints, wf: Workflow, snapshot: StateSnapshot) -> str | None:
+    """Why the run must stay paused where LangGraph stopped it, or None to go on."""
+    nxt = list(snapshot.next)
+    if breaks.every_node:
+        return "step mode: before " + ", ".join(nxt)
+    hit = sorted(set(nxt) & breaks.nodes)
+    if hit:
+        return f"breakpoint on node {hit[0]}"
+    tool_steps = {s.id for s in wf.spec.steps if isinstance(s, ToolsStep)}
+    if breaks.tools and set(nxt) & tool_steps:
+        last = last_ai_message(snapshot.values)  # type: ignore[arg-type]
+        called = {c["name"] for c in last.tool_calls} if last is not None else set()
+        hit = sorted(called & breaks.tools)
+        if hit:
+            return f"breakpoint on tool {hit[0]}"
+    return None

@@ -5,26 +5,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE, cli_env
+from tests.conftest import EXAMPLE, run_cli
 
 # Each test runs on SQLite and on PostgreSQL (the `backend` fixture).
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("backend")]
 
 
 def cr(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "controlroom", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(home),
-        timeout=120,
-        check=False,
-    )
+    return run_cli(home, *args, timeout=120)
 
 
 def test_run_stops_for_approval_and_another_process_approves_with_edits(project: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import REPO, cli_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -22,14 +22,7 @@ SCRIPTS = EXAMPLE / "eval" / "scripts"
 
 
 def cr(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "controlroom", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(home),
-        timeout=180,
-        check=False,
-    )
+    return run_cli(home, *args, timeout=180)
 
 
 @pytest.fixture

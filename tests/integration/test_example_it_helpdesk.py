@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import REPO, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.retrieval]
 
@@ -30,14 +29,7 @@ VPN = (
 
 
 def cr(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "controlroom", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(home),
-        timeout=240,
-        check=False,
-    )
+    return run_cli(home, *args, timeout=240)
 
 
 @pytest.fixture(scope="module")
