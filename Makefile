@@ -5,8 +5,11 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 LOCAL_STAMP = $(VENV)/.installed-local
 DEMO_HOME ?= .controlroom-demo
+BENCH_DIR ?= .
+BENCH_FLAGS ?=
+SMOKE_DIR ?= build/bench-smoke
 
-.PHONY: install install-local demo test test-fast check format lint typecheck contracts bench clean
+.PHONY: install install-local demo test test-fast check format lint typecheck contracts bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,15 +49,19 @@ contracts: $(STAMP)
 
 check: lint typecheck contracts test ## format, lint, types, import contracts, tests
 
-bench: $(STAMP) ## framework overhead vs plain LangGraph (bench.json); policy gate latency (bench-gate.json); audit append and verify cost (bench-audit.json); TUI start with 1,000 runs and render of a 500-step run (bench-tui.json); batch throughput on Ray with 1/2/4 workers (bench-batch.json)
-	$(BIN)/python tests/benchmarks/bench_overhead.py --out bench.json
-	CONTROLROOM_AUDIT=false $(BIN)/python tests/benchmarks/bench_overhead.py --out bench-noaudit.json
-	$(BIN)/python tests/benchmarks/bench_gate.py --out bench-gate.json
-	$(BIN)/python tests/benchmarks/bench_audit.py --out bench-audit.json
-	$(BIN)/python tests/benchmarks/bench_model.py --out bench-model.json
-	$(BIN)/python tests/benchmarks/bench_tui.py --out bench-tui.json
-	$(BIN)/python tests/benchmarks/bench_batch.py --out bench-batch.json
-	$(BIN)/python tests/benchmarks/bench_retrieval.py --out bench-retrieval.json
+bench: $(STAMP) ## framework overhead vs plain LangGraph (bench.json); policy gate latency (bench-gate.json); audit append and verify cost (bench-audit.json); embedded model, adapter vs raw llama.cpp (bench-model.json); TUI start with 1,000 runs and render of a 500-step run (bench-tui.json); batch throughput on Ray with 1/2/4 workers (bench-batch.json); retrieval, filtered vs unfiltered at 10k/100k chunks (bench-retrieval.json)
+	$(BIN)/python tests/benchmarks/bench_overhead.py $(BENCH_FLAGS) --out $(BENCH_DIR)/bench.json
+	CONTROLROOM_AUDIT=false $(BIN)/python tests/benchmarks/bench_overhead.py $(BENCH_FLAGS) --out $(BENCH_DIR)/bench-noaudit.json
+	$(BIN)/python tests/benchmarks/bench_gate.py $(BENCH_FLAGS) --out $(BENCH_DIR)/bench-gate.json
+	$(BIN)/python tests/benchmarks/bench_audit.py $(BENCH_FLAGS) --out $(BENCH_DIR)/bench-audit.json
+	$(BIN)/python tests/benchmarks/bench_model.py $(BENCH_FLAGS) --out $(BENCH_DIR)/bench-model.json
+	$(BIN)/python tests/benchmarks/bench_tui.py $(BENCH_FLAGS) --out $(BENCH_DIR)/bench-tui.json
+	$(BIN)/python tests/benchmarks/bench_batch.py $(BENCH_FLAGS) --out $(BENCH_DIR)/bench-batch.json
+	$(BIN)/python tests/benchmarks/bench_retrieval.py $(BENCH_FLAGS) --out $(BENCH_DIR)/bench-retrieval.json
+
+bench-smoke: $(STAMP) ## every benchmark of `make bench` in smoke mode (tiny sizes, meaningless figures), JSON files into $(SMOKE_DIR)/: do they still run?
+	mkdir -p $(SMOKE_DIR)
+	$(MAKE) --no-print-directory bench BENCH_FLAGS=--smoke BENCH_DIR=$(SMOKE_DIR)
 
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) .mypy_cache .ruff_cache bench.json bench-noaudit.json bench-gate.json bench-audit.json bench-model.json bench-tui.json bench-batch.json bench-retrieval.json
+	rm -rf $(VENV) $(DEMO_HOME) .mypy_cache .ruff_cache bench.json bench-noaudit.json bench-gate.json bench-audit.json bench-model.json bench-tui.json bench-batch.json bench-retrieval.json $(SMOKE_DIR)

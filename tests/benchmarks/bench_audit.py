@@ -3,7 +3,7 @@ signed checkpoints, and verification speed.
 
 Usage::
 
-    python tests/benchmarks/bench_audit.py --out bench-audit.json
+    python tests/benchmarks/bench_audit.py --out bench-audit.json [--smoke]
 
 On a temporary folder on the same file system as the working directory:
 
@@ -19,7 +19,8 @@ On a temporary folder on the same file system as the working directory:
 * **verify**: ``verify_log`` of a 10,000-record log signed every 100 records, in records/s.
 
 Both append modes are timed in alternating rounds (A B, B A, ...) in one process. This is a
-benchmark, not a test: nothing asserts on timings.
+benchmark, not a test: nothing asserts on timings. With ``--smoke`` every part runs on a few
+records only (tests/benchmarks/common.py).
 """
 
 from __future__ import annotations
@@ -40,10 +41,14 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from controlroom.audit import AuditLog, Redactor, RunAudit, Signer, verify_log
-from controlroom.audit.canonical import canonical
-from controlroom.audit.recorder import WorkflowInfo
-from controlroom.testing import ScriptedChatModel
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from controlroom.audit import AuditLog, Redactor, RunAudit, Signer, verify_log  # noqa: E402
+from controlroom.audit.canonical import canonical  # noqa: E402
+from controlroom.audit.recorder import WorkflowInfo  # noqa: E402
+from controlroom.testing import ScriptedChatModel  # noqa: E402
+from tests.benchmarks.common import parse_args  # noqa: E402
 
 RECORD: dict[str, Any] = {
     "kind": "model.call",
@@ -101,15 +106,17 @@ def time_appends(log: AuditLog, n: int, record: dict[str, Any]) -> list[float]:
     return out
 
 
-def bench_appends(folder: Path, rounds: int, per_round: int, signer: Signer) -> dict[str, Any]:
+def bench_appends(
+    folder: Path, rounds: int, per_round: int, signer: Signer, warmup: int = 50
+) -> dict[str, Any]:
     batched: list[float] = []
     each: list[float] = []
     logs = {
         "batch": AuditLog(folder / "rbatch.jsonl", "rbatch", signer=signer, fsync="batch"),
         "always": AuditLog(folder / "ralways.jsonl", "ralways", signer=signer, fsync="always"),
     }
-    time_appends(logs["batch"], 50, RECORD)  # warm-up
-    time_appends(logs["always"], 20, RECORD)
+    time_appends(logs["batch"], warmup, RECORD)  # warm-up
+    time_appends(logs["always"], max(1, warmup * 2 // 5), RECORD)
     for r in range(rounds):
         order = ("batch", "always") if r % 2 == 0 else ("always", "batch")
         for mode in order:
@@ -214,22 +221,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--per-round", type=int, default=100)
     parser.add_argument("--verify-records", type=int, default=10_000)
-    args = parser.parse_args(argv)
+    parser.add_argument("--verify-repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=50, help="untimed batched appends first")
+    parser.add_argument("--records", type=int, default=1000, help="model.call records timed")
+    parser.add_argument("--checkpoints", type=int, default=100, help="checkpoints timed")
+    args = parse_args(
+        parser,
+        argv,
+        smoke={
+            "rounds": 2,
+            "per_round": 5,
+            "verify_records": 250,  # still more than one signed checkpoint (every 100)
+            "verify_repeats": 1,
+            "warmup": 5,
+            "records": 10,
+            "checkpoints": 3,
+        },
+    )
     signer = Signer.generate()
     with tempfile.TemporaryDirectory(prefix="bench-audit-", dir=Path.cwd()) as tmp:
         folder = Path(tmp)
         step: Callable[[str], None] = lambda what: print(f"bench_audit: {what}", flush=True)  # noqa: E731
         step("appends (batched vs fsync each)")
-        appends = bench_appends(folder, args.rounds, args.per_round, signer)
+        appends = bench_appends(folder, args.rounds, args.per_round, signer, args.warmup)
         step("recorder (model call, end to end)")
-        recorder = bench_recorder(folder, 1000, signer)
+        recorder = bench_recorder(folder, args.records, signer)
         step("checkpoints")
-        checkpoints = bench_checkpoints(folder, 100, signer)
+        checkpoints = bench_checkpoints(folder, args.checkpoints, signer)
         step(f"verify ({args.verify_records} records)")
-        verify = bench_verify(folder, args.verify_records, 5, signer)
+        verify = bench_verify(folder, args.verify_records, args.verify_repeats, signer)
     result = {
         "benchmark": "controlroom audit trail: append cost, checkpoints, verification speed",
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "smoke": args.smoke,
         "append_per_record": appends,
         "model_call_record_end_to_end_us": recorder,
         "signed_checkpoint_us": checkpoints,

@@ -4,7 +4,7 @@ same graph run directly on LangGraph.
 Usage::
 
     python tests/benchmarks/bench_batch.py --out bench-batch.json [--runs 120]
-        [--backends sqlite,postgres]
+        [--backends sqlite,postgres] [--smoke]
 
 The workload is ``examples/batch-settlements`` with the scripted model, no approvals: a
 branch, a model step that calls ``post_entry`` (a write: the effect ledger, the tool's own
@@ -25,6 +25,11 @@ time per run; it is split into the runner's share (runner - langgraph) and the b
 (Ray dispatch, result collection, store polling). The PostgreSQL rows run on a throwaway
 server started from the installed binaries (see tests/pg_support.py) when they are found.
 This is a benchmark, not a test: nothing asserts on timings.
+
+With ``--smoke`` (tests/benchmarks/common.py): 3 runs per row, a warm-up batch of one run per
+worker, and one local Ray instance with 2 CPUs shared by every row and backend
+(``--shared-ray``) instead of one per worker count: starting Ray and warming its workers is
+most of the cost of this benchmark (about 10 s per instance on 2 cores).
 """
 
 from __future__ import annotations
@@ -54,12 +59,11 @@ from langgraph.graph.message import add_messages
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from controlroom import Runner, ToolContext  # noqa: E402
-from controlroom.agents.scripted import ScriptedChatModel  # noqa: E402
+from controlroom import Principal, Runner, Settings, ToolContext, load_workflow  # noqa: E402
 from controlroom.batch import BatchOptions, create_batch, parse_inputs, run_batch  # noqa: E402
-from controlroom.config import Settings  # noqa: E402
 from controlroom.graphs.backend import strict_serializer  # noqa: E402
-from controlroom.graphs.workflow import load_workflow  # noqa: E402
+from controlroom.testing import ScriptedChatModel  # noqa: E402
+from tests.benchmarks.common import parse_args  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "batch-settlements"
 DIRECTORY = """
@@ -94,8 +98,6 @@ def langgraph_graph(settings: Settings, url: str | None) -> tuple[Any, Callable[
     model = ScriptedChatModel.from_file(EXAMPLE / "script.yaml").bind_tools(
         [{"type": "function", "function": {"name": tool.name, "parameters": tool.json_schema()}}]
     )
-    from controlroom.identity import Principal
-
     principal = Principal(id="alice", name="Alice Martin", roles=("employee",))
 
     def route(state: State) -> State:
@@ -186,26 +188,42 @@ def direct_per_run(lg_settings: Settings, rn_settings: Settings, runs: int, url:
 
 
 # --- batches on Ray -------------------------------------------------------------------------
-def batch_run(settings: Settings, runs: int, workers: int) -> dict[str, Any]:
+SHARED_RAY_CPUS = 2
+
+
+def start_ray(cpus: int) -> float:
+    """A local Ray instance with ``cpus`` CPUs (loopback only); returns the seconds it took."""
     import ray
 
     began = time.perf_counter()
     ray.init(
         address="local",
-        num_cpus=workers,
+        num_cpus=cpus,
         include_dashboard=False,
         log_to_driver=False,
         logging_level=logging.ERROR,
         object_store_memory=200 * 1024 * 1024,
         _node_ip_address="127.0.0.1",
     )
-    ray_start = time.perf_counter() - began
+    return time.perf_counter() - began
+
+
+def batch_run(
+    settings: Settings, runs: int, workers: int, *, warm_per_worker: int = 3, shared: bool = False
+) -> dict[str, Any]:
+    """One row: ``run_batch`` of ``runs`` runs with ``workers`` workers, on a Ray instance of
+    its own (``workers`` CPUs), or on the shared one already started (``ray_start_s`` 0)."""
+    import ray
+
+    if shared != ray.is_initialized():
+        raise RuntimeError("the shared Ray instance should be running exactly when shared")
+    ray_start = 0.0 if shared else start_ray(workers)
     runner = Runner(settings)
     try:
         options = BatchOptions(workers=workers, poll_interval=0.5)
         # Warm-up: each worker process imports controlroom on its first task.
         warm_batch, warm_items = create_batch(
-            runner, EXAMPLE, parse_inputs(inputs(workers * 3)), user="alice"
+            runner, EXAMPLE, parse_inputs(inputs(workers * warm_per_worker)), user="alice"
         )
         began = time.perf_counter()
         run_batch(runner, warm_batch, warm_items, options)
@@ -218,7 +236,8 @@ def batch_run(settings: Settings, runs: int, workers: int) -> dict[str, Any]:
         run_s = time.perf_counter() - began
     finally:
         runner.close()
-        ray.shutdown()
+        if not shared:
+            ray.shutdown()
     assert report.counts == {"completed": runs}, report.counts
     return {
         "workers": workers,
@@ -234,7 +253,15 @@ def batch_run(settings: Settings, runs: int, workers: int) -> dict[str, Any]:
     }
 
 
-def bench_backend(root: Path, backend: str, runs: int, url_for: Callable[[], str | None]) -> Any:
+def bench_backend(
+    root: Path,
+    backend: str,
+    runs: int,
+    url_for: Callable[[], str | None],
+    *,
+    warm_per_worker: int = 3,
+    shared: bool = False,
+) -> Any:
     print(f"[{backend}] LangGraph directly and controlroom's runner, sequential ...", flush=True)
     lg, rn = direct_per_run(
         new_settings(root, f"{backend}-lg", None),
@@ -245,8 +272,9 @@ def bench_backend(root: Path, backend: str, runs: int, url_for: Callable[[], str
     rows = []
     for workers in (1, 2, 4):
         print(f"[{backend}] batch on Ray, {workers} worker(s) ...", flush=True)
+        settings = new_settings(root, f"{backend}-w{workers}", url_for())
         rows.append(
-            batch_run(new_settings(root, f"{backend}-w{workers}", url_for()), runs, workers)
+            batch_run(settings, runs, workers, warm_per_worker=warm_per_worker, shared=shared)
         )
         print(f"    {rows[-1]['runs_per_s']} runs/s", flush=True)
     one = rows[0]["ms_per_run"]
@@ -274,34 +302,65 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="comma-separated: sqlite, postgres; auto: both when PostgreSQL is installed",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--warm-up-runs", type=int, default=3, help="runs per worker in each row's warm-up batch"
+    )
+    parser.add_argument(
+        "--shared-ray",
+        action="store_true",
+        help=f"one Ray instance ({SHARED_RAY_CPUS} CPUs) for every row, not one per row",
+    )
+    args = parse_args(parser, argv, smoke={"runs": 3, "warm_up_runs": 1, "shared_ray": True})
     from tests.pg_support import PostgresServer, find_bindir
 
-    backends = (
-        ["sqlite", "postgres"] if find_bindir() else ["sqlite"]
-        if args.backends == "auto"
-        else [b.strip() for b in args.backends.split(",")]
-    )  # fmt: skip
+    if args.backends == "auto":
+        backends = ["sqlite", "postgres"] if find_bindir() else ["sqlite"]
+    else:
+        backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(backends) - {"sqlite", "postgres"}
+    if unknown:
+        parser.error(f"unknown backends: {', '.join(sorted(unknown))} (sqlite, postgres)")
     root = Path(tempfile.mkdtemp(prefix="controlroom-bench-batch-"))
     server = None
     results = []
+    shared_start: float | None = None
     try:
+        if args.shared_ray:
+            shared_start = start_ray(SHARED_RAY_CPUS)
         for backend in backends:
+            url_for: Callable[[], str | None] = lambda: None  # noqa: E731
             if backend == "postgres":
                 server = PostgresServer.start()
-                pg = server
-                results.append(bench_backend(root, backend, args.runs, pg.create_database))
-            else:
-                results.append(bench_backend(root, backend, args.runs, lambda: None))
+                url_for = server.create_database
+            results.append(
+                bench_backend(
+                    root,
+                    backend,
+                    args.runs,
+                    url_for,
+                    warm_per_worker=args.warm_up_runs,
+                    shared=args.shared_ray,
+                )
+            )
     finally:
+        if shared_start is not None:
+            import ray
+
+            ray.shutdown()
         if server is not None:
             server.stop()
         shutil.rmtree(root, ignore_errors=True)
     payload = {
         "benchmark": "batch throughput on Ray and per-run overhead vs LangGraph",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "smoke": args.smoke,
         "workload": "examples/batch-settlements, scripted model, 4 graph steps per run",
         "runs": args.runs,
+        "ray_instances": (
+            f"one shared by every row ({SHARED_RAY_CPUS} CPUs), started in {shared_start:.1f} s"
+            if shared_start is not None
+            else "one per row, with as many CPUs as the row has workers"
+        ),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "versions": {
             "python": platform.python_version(),

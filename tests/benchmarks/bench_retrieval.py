@@ -4,7 +4,7 @@ unfiltered.
 
 Usage::
 
-    python tests/benchmarks/bench_retrieval.py --out bench-retrieval.json
+    python tests/benchmarks/bench_retrieval.py --out bench-retrieval.json [--smoke]
 
 * **embed**: every chunk of ``examples/corpus`` (read and chunked as ``ingest`` does) embedded
   with ``MiniLMEmbedder.embed`` on an empty cache (a fresh embedder, the model loaded before
@@ -35,10 +35,13 @@ Usage::
   search over the same vectors (with the ratio of score sums: synthetic near-duplicates
   make near-ties, where a missed id costs almost no similarity).
 
-The embedder's text cache is emptied before each timed embedding.
+The embedder doing the timed embeddings keeps no text cache (``cache_size=0``): every
+embedding is computed.
 
 Timings use ``time.perf_counter_ns`` after a warm-up. This is a benchmark, not a test:
-nothing asserts on timings.
+nothing asserts on timings. With ``--smoke``: a sample of the corpus (of each file format,
+the file with fewest chunks; the folders' access files) embedded 4 texts at a time, stores
+of 200 and 400 chunks, a few questions, one pass (tests/benchmarks/common.py).
 """
 
 from __future__ import annotations
@@ -61,17 +64,21 @@ from typing import Any
 
 import numpy as np
 import yaml
-
-from controlroom.identity import Directory, Principal
-from controlroom.retrieval.chunking import Chunk, chunk_document
-from controlroom.retrieval.documents import SourceDocument, read_document
-from controlroom.retrieval.embedder import MiniLMEmbedder
-from controlroom.retrieval.ingest import find_files, ingest
-from controlroom.retrieval.retriever import AccessScope, Retriever, SearchResult
-from controlroom.retrieval.store import DocumentStore, access_key, labels_of
-from controlroom.tools.policy import PolicyGate, builtin_policies
+from tokenizers import Tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from controlroom.identity import Directory, Principal  # noqa: E402
+from controlroom.retrieval.chunking import Chunk, chunk_document  # noqa: E402
+from controlroom.retrieval.documents import SourceDocument, read_document  # noqa: E402
+from controlroom.retrieval.embedder import MINILM, MiniLMEmbedder, tokenizer_file  # noqa: E402
+from controlroom.retrieval.ingest import find_files, ingest  # noqa: E402
+from controlroom.retrieval.retriever import AccessScope, Retriever, SearchResult  # noqa: E402
+from controlroom.retrieval.store import DocumentStore, access_key, labels_of  # noqa: E402
+from controlroom.tools.policy import PolicyGate, builtin_policies  # noqa: E402
+from tests.benchmarks.common import parse_args  # noqa: E402
+
 CORPUS = REPO / "examples" / "corpus"
 LEAK_QUERIES = REPO / "tests" / "data" / "leak_queries.yaml"
 K = 5
@@ -177,6 +184,32 @@ def leak_queries(limit: int = 15) -> list[str]:
             if isinstance(text, str):
                 found.append(text)
     return found[:limit]
+
+
+def sample_corpus(root: Path, target: Path) -> Path:
+    """A copy of ``root`` with one file of each format (the one with fewest chunks), and
+    every folder's access file: every reader and the ingestion path, on few chunks (the
+    embedder is the cost: a few chunks per second on a busy 2-core machine)."""
+    counts: dict[Path, int] = {}
+    for file, base in find_files([root]):
+        counts[file] = len(chunk_document(read_document(file, root=base), "bench"))
+    keep = [
+        min((f for f in counts if f.suffix.lower() == suffix), key=lambda f: (counts[f], str(f)))
+        for suffix in sorted({f.suffix.lower() for f in counts})
+    ]
+    for file in [*keep, *root.rglob("_access.yaml")]:
+        copy = target / file.relative_to(root)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(file, copy)
+    return target
+
+
+def token_counts(texts: Sequence[str]) -> list[int]:
+    """Each text's length in the embedder's tokens, before its truncation."""
+    tokenizer = Tokenizer.from_file(str(tokenizer_file()))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return [len(e.ids) for e in tokenizer.encode_batch(list(texts))]
 
 
 def corpus_chunks(root: Path) -> list[tuple[SourceDocument, Chunk]]:
@@ -313,11 +346,9 @@ def measure(
         share = float(np.isin(keys, scope.allowed_keys).mean())
 
         def search(q: str, p: Principal = principal) -> SearchResult:
-            embedder._cache.clear()  # the query embedding is computed, not cached
-            return retriever.search(q, p, k=K)
+            return retriever.search(q, p, k=K)  # the store's embedder caches nothing
 
         def embed(q: str) -> np.ndarray:
-            embedder._cache.clear()
             return embedder.embed([q])
 
         def calls(i: int, p: Principal = principal, w: Any = allowed) -> dict[str, Any]:
@@ -440,7 +471,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--users", nargs="+", choices=list(USERS), default=["carol", "dave"], help="who searches"
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--questions", type=int, default=None, help="ask only the first N questions"
+    )
+    parser.add_argument(
+        "--sample-corpus",
+        action="store_true",
+        help="ingest a few files of the corpus only (every folder and format)",
+    )
+    args = parse_args(
+        parser,
+        argv,
+        smoke={
+            "sizes": [200, 400],
+            "budget": 0.0,
+            "max_passes": 1,
+            "warmup": 1,
+            "questions": 4,
+            "sample_corpus": True,
+            "batch": 4,  # several batches on few chunks (and less padding: cheaper)
+        },
+    )
     began = time.perf_counter()
     load_at_start = os.getloadavg()
     rng = np.random.default_rng(args.seed)
@@ -450,12 +501,16 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="cr-bench-retrieval-"))
     try:
         # 1. embedding throughput on the real chunks, then ingest end to end ---------------
-        chunks = corpus_chunks(args.corpus)
+        corpus_root = args.corpus
+        if args.sample_corpus:
+            corpus_root = sample_corpus(args.corpus, tmp / "corpus")
+        chunks = corpus_chunks(corpus_root)
         texts = [chunk.embedding_text() for _, chunk in chunks]
-        embedder = MiniLMEmbedder(batch_size=args.batch)
+        # no text cache: each timed embedding (here, and of the questions below) is computed
+        embedder = MiniLMEmbedder(batch_size=args.batch, cache_size=0)
         embedder.load()
-        tokenizer = embedder._tokenizer
-        tokens = [sum(e.attention_mask) for e in tokenizer.encode_batch(texts)]
+        untruncated = token_counts(texts)
+        tokens = [min(t, MINILM.max_tokens) for t in untruncated]  # what the model sees
         started = time.perf_counter()
         base = embedder.embed(texts)  # a fresh embedder: nothing comes from its cache
         embed_s = time.perf_counter() - started
@@ -467,7 +522,9 @@ def main(argv: list[str] | None = None) -> int:
             "chunks_per_s": round(len(texts) / embed_s, 1),
             "mean_chars": round(statistics.fmean(len(t) for t in texts), 1),
             "mean_tokens": round(statistics.fmean(tokens), 1),
-            "truncated_over_256_tokens": sum(t > 256 for t in tokens),
+            f"truncated_over_{MINILM.max_tokens}_tokens": sum(
+                t > MINILM.max_tokens for t in untruncated
+            ),
             "threads": os.environ.get("CONTROLROOM_EMBED_THREADS") or "onnxruntime default",
         }
         print(
@@ -480,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         ingest_embedder = MiniLMEmbedder(batch_size=args.batch)
         ingest_embedder.load()
         ingest_store = DocumentStore.open(tmp / "ingest", embedder=ingest_embedder)
-        report = ingest(ingest_store, [args.corpus])
+        report = ingest(ingest_store, [corpus_root])
         ingest_result = {
             "files": len(report.files),
             "failed": [f.model_dump(mode="json") for f in report.failed],
@@ -499,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         del ingest_store
 
         # 2. query latency at each size -----------------------------------------------------
-        questions = list(dict.fromkeys(QUESTIONS + leak_queries()))
+        questions = list(dict.fromkeys(QUESTIONS + leak_queries()))[: args.questions]
         qvecs = embedder.embed(questions)
         store = DocumentStore.open(tmp / "query", embedder=embedder, collection="bench")
         retriever = Retriever(store, gate)
@@ -561,6 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     result_json = {
         "benchmark": "retrieval",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "smoke": args.smoke,
         "machine": {
             "python": sys.version.split()[0],
             "platform": platform.platform(),

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python tests/benchmarks/bench_tui.py --out bench-tui.json
+    python tests/benchmarks/bench_tui.py --out bench-tui.json [--smoke]
 
 In a temporary project folder (headless Textual, ``App.run_test`` at 140x45):
 
@@ -14,7 +14,8 @@ In a temporary project folder (headless Textual, ``App.run_test`` at 140x45):
   from opening its run screen to the timeline holding every step and the detail of the
   newest step shown. Repeated; median and max.
 
-This is a benchmark, not a test: nothing asserts on timings.
+This is a benchmark, not a test: nothing asserts on timings. With ``--smoke``: 50 runs, a run
+of 10 steps, once each (tests/benchmarks/common.py).
 """
 
 from __future__ import annotations
@@ -38,13 +39,24 @@ from textual.widgets import DataTable, Static
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from controlroom import Effect, GraphBuilder, Runner, RunStatus, tool  # noqa: E402
-from controlroom.graphs.store import Approval, RunRecord  # noqa: E402
+from controlroom import (  # noqa: E402
+    Approval,
+    Effect,
+    GraphBuilder,
+    Runner,
+    RunRecord,
+    RunStatus,
+    tool,
+)
 from controlroom.graphs.supervision import Breakpoints  # noqa: E402
 from controlroom.testing import ScriptedChatModel, ScriptedReply, ScriptedToolCall  # noqa: E402
+
+# The screens and what they show (the runs table's `loaded`, the run screen's `view`, the
+# widget ids) are the TUI's own; timing "until the screen shows it" needs them.
 from controlroom.tui.app import ControlRoomApp  # noqa: E402
 from controlroom.tui.run_screen import RunScreen  # noqa: E402
 from controlroom.tui.runs_screen import RunsScreen  # noqa: E402
+from tests.benchmarks.common import parse_args  # noqa: E402
 
 SIZE = (140, 45)
 DIRECTORY = "users:\n  - id: alice\n    name: Alice\n    roles: [employee]\n"
@@ -108,18 +120,25 @@ async def time_start(runner: Runner, count: int) -> float:
     return took
 
 
-def long_run(runner: Runner, rounds: int) -> str:
+LONG_MODEL = "scripted:long"
+
+
+def long_script(rounds: int) -> ScriptedChatModel:
     replies = [
         ScriptedReply(tool_calls=[ScriptedToolCall(name="note", args={"text": f"n{i}"})])
         for i in range(rounds - 1)
     ] + [ScriptedReply(content="done")]
+    return ScriptedChatModel(replies=replies)
+
+
+def long_run(runner: Runner) -> str:
+    """One run of the model/tools loop on ``LONG_MODEL`` (given to the runner)."""
     wf = (
-        GraphBuilder("long", model="scripted:long", tools=[note])
+        GraphBuilder("long", model=LONG_MODEL, tools=[note])
         .model("agent", "Keep notes.", tools=["note"], on_tool_calls="act", next="end")
         .tools("act", next="agent")
         .build()
     )
-    runner._models["scripted:long"] = ScriptedChatModel(replies=replies)
     # a breakpoint every round keeps each invocation under LangGraph's recursion limit
     result = runner.start(
         wf, user="alice", input="go", breakpoints=Breakpoints(nodes=frozenset({"act"}))
@@ -161,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=250)
     parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, smoke={"runs": 50, "rounds": 5, "repeat": 1})
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         home.mkdir()
@@ -170,10 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         with Runner(home=home) as runner:
             fill_store(runner, args.runs)
             starts = [asyncio.run(time_start(runner, args.runs)) for _ in range(args.repeat)]
-        with Runner(home=Path(tmp) / "long") as runner:
-            (Path(tmp) / "long" / "directory.yaml").write_text(DIRECTORY)
+        long_home = Path(tmp) / "long"
+        long_home.mkdir()
+        (long_home / "directory.yaml").write_text(DIRECTORY)
+        with Runner(home=long_home, models={LONG_MODEL: long_script(args.rounds)}) as runner:
             built = time.perf_counter()
-            run_id = long_run(runner, args.rounds)
+            run_id = long_run(runner)
             built = time.perf_counter() - built
             checkpoints = len(runner.checkpoints(run_id))
             steps = checkpoints - 1  # the input checkpoint is not a step
@@ -183,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "tui",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "smoke": args.smoke,
         "machine": {
             "python": platform.python_version(),
             "platform": platform.platform(),
