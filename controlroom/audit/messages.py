@@ -18,7 +18,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, ToolCall, ToolMessage
 from langchain_core.messages.ai import UsageMetadata
 
-from controlroom.audit.redact import Redactor
+from controlroom.audit.redact import Redactor, Verbatim
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
 
@@ -42,16 +42,28 @@ def message_view(message: BaseMessage) -> dict[str, Any]:
     return view
 
 
+# Names and ids are hashed as they are, like the record keeps them: a replay, whose
+# redactor knows fewer secrets than the run's did, hashes the same names the same way.
+_CALL_NAMES: Verbatim = {"id": True, "name": True}
+_INPUT_NAMES: Verbatim = {
+    "tools": True,
+    "messages": {"role": True, "name": True, "tool_call_id": True, "tool_calls": _CALL_NAMES},
+}
+_OUTPUT_NAMES: Verbatim = {"tool_calls": _CALL_NAMES}
+
+
 def input_digest(messages: Sequence[BaseMessage], tools: Sequence[str], redactor: Redactor) -> str:
-    """Hash of the full input of a model call (secrets scrubbed first)."""
-    return redactor.digest({"messages": [message_view(m) for m in messages], "tools": list(tools)})
+    """Hash of the full input of a model call (secrets scrubbed first, names kept)."""
+    return redactor.digest(
+        {"messages": [message_view(m) for m in messages], "tools": list(tools)}, _INPUT_NAMES
+    )
 
 
 def output_digest(reply: AIMessage, redactor: Redactor) -> str:
     calls = [
         {"id": c.get("id"), "name": c["name"], "arguments": c["args"]} for c in reply.tool_calls
     ]
-    return redactor.digest({"content": reply.content, "tool_calls": calls})
+    return redactor.digest({"content": reply.content, "tool_calls": calls}, _OUTPUT_NAMES)
 
 
 def reasoning_of(reply: AIMessage) -> str | None:

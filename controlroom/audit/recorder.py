@@ -30,8 +30,15 @@ from controlroom.audit.messages import (
     output_digest,
     output_parts,
 )
-from controlroom.audit.records import STATUS, Kind
-from controlroom.audit.redact import Redactor
+from controlroom.audit.records import (
+    APPROVAL_ID,
+    CALL_ID,
+    DECISION,
+    STATUS,
+    TOOL_NAME,
+    Kind,
+)
+from controlroom.audit.redact import Redactor, Verbatim
 from controlroom.audit.tool_records import (
     ToolRecords,
     args_diff,
@@ -60,6 +67,73 @@ _PARAMS = (
     "presence_penalty",
     "stop",
 )
+# The identifier fields of a record: names, ids, hashes, enums and timestamps that the
+# workflow, the runtime or the gate chose. A secret lives in none of them, and the audit is
+# read by them, so the final scrub (known secret values out of every other string value)
+# keeps them verbatim; a field that is not listed here is scrubbed. The free text around
+# them (prompts, model output, arguments' values, tool results, reasons, error messages)
+# and configuration strings that could embed a credential (model specs, data source
+# locations) are scrubbed.
+_VERBATIM: Verbatim = {
+    "kind": True,
+    "step": True,
+    "node": True,
+    "gen_ai.operation.name": True,
+    "gen_ai.provider.name": True,
+    "user.id": True,
+    "controlroom.principal": {"id": True, "roles": True},
+    "controlroom.workflow": {"name": True, "version": True, "digest": True, "ref": True},
+    "controlroom.approve_mode": True,
+    "controlroom.input.sha256": True,
+    "controlroom.output.sha256": True,
+    "controlroom.audit.key_id": True,
+    "controlroom.fork": True,  # origin run, checkpoint, step, who forked, edited state keys
+    "controlroom.approval.answered": True,
+    STATUS: True,
+    "controlroom.next_steps": True,
+    "controlroom.approval.pending": True,
+    "error.type": True,
+    "controlroom.prompt.id": True,
+    "controlroom.prompt.version": True,
+    "controlroom.prompt.sha256": True,
+    "gen_ai.input.messages": {"role": True, "parts": {"type": True}},
+    "gen_ai.system_instructions": {"type": True},
+    "controlroom.tools.offered": True,
+    "gen_ai.output.messages": {
+        "role": True,
+        "finish_reason": True,
+        "parts": {"type": True, "id": True, "name": True},
+    },
+    "gen_ai.response.id": True,
+    "gen_ai.response.finish_reasons": True,
+    "controlroom.retrieval.chunks": {"id": True, "labels": True},
+    "controlroom.retrieval.access": True,  # user, labels, policy hash, counts
+    "controlroom.grounding.cited": True,
+    APPROVAL_ID: True,
+    "controlroom.approval.kind": True,
+    TOOL_NAME: True,
+    CALL_ID: True,
+    "controlroom.tool.args_sha256": True,
+    "controlroom.tool.effect": True,
+    "controlroom.gate.verdict": True,
+    "controlroom.policy.ids": True,
+    "controlroom.policy.set_hash": True,
+    "controlroom.approval.approvers": True,
+    "controlroom.approval.decision": True,
+    "controlroom.approver.id": True,
+    "controlroom.approver": {"id": True, "roles": True},
+    "controlroom.gate.facts": {"resource": {"type": True, "id": True}},
+    "controlroom.approval.decided_at": True,
+    "controlroom.approval.args_diff": {"op": True, "path": True},
+    "controlroom.approval.args_sha256": True,
+    "controlroom.approval.source": True,
+    DECISION: True,
+    "controlroom.decision.status": True,
+    "controlroom.decision.from_ledger": True,
+    "controlroom.tool.status": True,
+    "controlroom.tool.result_format": True,
+    "controlroom.tool.result_sha256": True,
+}
 _STOP_KINDS = {"waiting": Kind.RUN_WAIT, "paused": Kind.RUN_PAUSE, "interrupted": Kind.RUN_PAUSE}
 
 
@@ -121,7 +195,7 @@ class RunAudit(ToolRecords):
     ) -> dict[str, Any] | None:
         if self.log is None:
             return None
-        record = self.redactor.scrub_strings(jsonable(compact(fields)))
+        record = self.redactor.scrub_strings(jsonable(compact(fields)), _VERBATIM)
         return self.log.append(record, durable=durable, once=once)
 
     def checkpoint(self, reason: str) -> None:
@@ -153,7 +227,9 @@ class RunAudit(ToolRecords):
                 "kind": Kind.RUN_START,
                 "gen_ai.operation.name": "invoke_workflow",
                 "user.id": principal.id,
-                "controlroom.principal": self.redactor.scrub(principal.model_dump(mode="json")),
+                "controlroom.principal": self.redactor.hide_secret_fields(
+                    principal.model_dump(mode="json")
+                ),
                 "controlroom.workflow": (
                     {"name": wf.name, "version": wf.version, "digest": wf.digest, "ref": wf.ref}
                     if wf

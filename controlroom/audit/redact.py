@@ -21,8 +21,37 @@ Secrets never appear, in any mode. Before anything is recorded or hashed:
   the configuration of the run's tools (:func:`secrets_of_tool`);
 * the value under a mapping key that names a secret (``api_key``, ``token``,
   ``client_secret``, ``password`` ...) becomes ``[secret]`` and is learned, so it is removed
-  from any later text of the run as well;
+  from any later text of the run as well (for ``Bearer <token>``-style values, the
+  credential after the scheme is learned too);
 * pydantic ``SecretStr`` / ``SecretBytes`` values become ``[secret]``.
+
+Which names name a secret (:func:`is_secret_name`; mapping keys, fields, attributes and
+variables alike). A name is split into lowercase words (``snake_case``, ``kebab-case``,
+``camelCase``: ``x-api-key`` is *x api key*, ``apiKey`` is *api key*); digits at the end
+(``password2``, ``api_key_2``) and then one value suffix (``_value``, ``_str``, ``_b64``,
+``_pem`` ...: ``token_value`` is the token) are dropped. The name is secret when its
+**last word** names a secret (secret, token, password, passwd, passphrase, credential,
+apikey, authorization, cookie ..., and their plurals except *tokens*, which counts text), or
+is ``key`` qualified by the word before it (api, private, secret, access, signing, auth,
+client, encryption ...). The last word says what the value *is*: ``access_token``,
+``db_password``, ``client_secret``, ``private_key``, ``Authorization`` hold secrets, while
+``token_type``, ``token_scope``, ``token_url``, ``password_policy``, ``secret_name``,
+``max_tokens``, ``key`` or ``primary_key_column`` are only *about* secrets (or about
+something else), and their values are ordinary words that must stay readable. Environment
+variables are matched more broadly (by substring, see above): there the names are the
+operator's, and ``PGPASSWORD``-style names are common.
+
+What is scrubbed: string *values*, never mapping keys (keys are the names of arguments,
+fields and settings, the schema's and the code's words, not the run's data; rewriting them
+would also merge distinct keys into one), and never the identifier fields of a record (tool
+names, call, approval, step and policy ids, ``kind``, hashes ...), which the record writer
+names (:meth:`Redactor.scrub_strings` ``verbatim``). Inside a value, a secret is removed
+wherever it occurs, also inside a longer word. Word-boundary matching would be too weak: a
+secret glued to other text (``text + key``, ``Bearer`` + key, ``id_<key>``: ``_`` is a word
+character) would survive it, and a secret embedded in a URL, a header or a connection string
+must not. The price, a secret that is also part of an ordinary word (``re[secret]`` for a
+password ``booking``), is paid only in free text and only for real secrets: names and keys
+are untouched, and a name that is merely about a secret teaches nothing.
 
 Values shorter than 6 characters and the words true/false/yes/no/none/null are not
 removed from free text (they would erase ordinary words and numbers); under a secret-named
@@ -38,44 +67,110 @@ import os
 import re
 import types
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 from controlroom.audit.canonical import SECRET_MARK, jsonable, sha256, value_digest
 
 RedactionMode = Literal["full", "hash", "mask"]
+# Fields a scrub keeps as they are: ``True`` for the whole value, a nested map for the
+# fields of the mapping (or of each mapping in the list) under that key.
+Verbatim: TypeAlias = Mapping[str, "bool | Verbatim"]
 MASK = "***"
 MIN_SECRET_CHARS = 6
 _ENV_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL")
+# The last word of a secret-valued name (see the module docstring).
 _SECRET_WORDS = frozenset(
     {
         "secret",
+        "secrets",
         "token",
         "password",
+        "passwords",
         "passwd",
         "passphrase",
         "credential",
         "credentials",
+        "creds",
         "apikey",
+        "apikeys",
+        "privatekey",
+        "secretkey",
+        "accesskey",
         "authorization",
+        "auth",
         "cookie",
+        "cookies",
         "pwd",
     }
 )
-_KEY_QUALIFIERS = frozenset({"api", "private", "secret", "access", "signing", "auth", "client"})
+_SECRET_ENDINGS = ("token", "password", "passwd", "passphrase", "secret", "apikey")
+_KEY_WORDS = frozenset({"key", "keys"})
+_KEY_QUALIFIERS = frozenset(
+    {
+        "api",
+        "private",
+        "secret",
+        "access",
+        "signing",
+        "auth",
+        "client",
+        "encryption",
+        "decryption",
+        "master",
+        "license",
+        "licence",
+        "session",
+        "hmac",
+        "webhook",
+    }
+)
+# A last word that says how a secret is written, not what the value is about.
+_VALUE_SUFFIXES = frozenset(
+    {"value", "val", "str", "string", "raw", "plain", "plaintext", "b64", "base64", "hex", "pem"}
+)
 _NOT_SECRETS = frozenset({"true", "false", "yes", "no", "none", "null"})
+# ``Authorization``-style values: the credential after the scheme is a secret on its own.
+_SCHEMED = re.compile(r"(?i)^\s*(?:bearer|basic|token|bot|digest|apikey)\s+(\S+)\s*$")
+
+
+def _without_digits(word: str) -> str:
+    return word.rstrip("0123456789") or word
+
+
+def _name_words(name: str) -> list[str]:
+    """``x-api-key`` -> x api key; ``HTTPAuthorization`` -> http authorization; trailing
+    digits (``password2``, ``api_key_2``) and one value suffix (``token_value``) dropped."""
+    spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", spaced)
+    words = [w for w in re.findall(r"[a-z0-9]+", spaced.lower()) if not w.isdigit()]
+    if words and words[-1] not in _VALUE_SUFFIXES:
+        words[-1] = _without_digits(words[-1])
+    if len(words) > 1 and words[-1] in _VALUE_SUFFIXES:
+        words.pop()
+        words[-1] = _without_digits(words[-1])
+    return words
 
 
 @functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
-    """Whether a mapping key, field or variable name names a secret (word-wise)."""
-    words = re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())
-    if any(w in _SECRET_WORDS for w in words):
+    """Whether a mapping key, field or variable name holds a secret: its last word names
+    a secret (also as the end of a compound: ``authtoken``, ``pgpassword``), or is ``key``
+    qualified by the word before it (see the module docstring)."""
+    words = _name_words(name)
+    if not words:
+        return False
+    last = words[-1]
+    if last in _SECRET_WORDS or last.endswith(_SECRET_ENDINGS):
         return True
-    return any(
-        w == "key" and i > 0 and words[i - 1] in _KEY_QUALIFIERS for i, w in enumerate(words)
-    )
+    return last in _KEY_WORDS and len(words) > 1 and words[-2] in _KEY_QUALIFIERS
+
+
+def secret_parts(value: str) -> list[str]:
+    """What a secret value teaches: the value, and the credential of ``Bearer <credential>``."""
+    match = _SCHEMED.match(value)
+    return [value, match.group(1)] if match else [value]
 
 
 def is_secret_env_name(name: str) -> bool:
@@ -133,7 +228,7 @@ def _secrets_in(obj: Any, name: str | None, depth: int, seen: set[int]) -> Itera
         return
     if isinstance(obj, str | bytes):
         if name is not None and is_secret_name(name):
-            yield obj if isinstance(obj, str) else obj.decode("utf-8", "replace")
+            yield from secret_parts(obj if isinstance(obj, str) else obj.decode("utf-8", "replace"))
         return
     skip = obj is None or isinstance(obj, int | float | bool | type | types.ModuleType)
     if skip or depth > _MAX_DEPTH or id(obj) in seen or isinstance(obj, types.BuiltinFunctionType):
@@ -185,6 +280,7 @@ class Redactor:
             if isinstance(v, str)
             and len(v) >= MIN_SECRET_CHARS
             and v.strip().lower() not in _NOT_SECRETS
+            and v not in SECRET_MARK  # scrubbing twice must change nothing
             and v not in self._secrets
         }
         if not fresh:
@@ -194,25 +290,38 @@ class Redactor:
         self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
     def scrub_text(self, text: str) -> str:
+        """``text`` with every occurrence of a known secret replaced, inside words too."""
         if self._pattern is None or not text:
             return text
         return self._pattern.sub(SECRET_MARK, text)
 
-    def scrub_strings(self, value: Any) -> Any:
-        """Known secret values removed from every string (keys included) of a JSON value."""
+    def scrub_strings(self, value: Any, verbatim: Verbatim | None = None) -> Any:
+        """Known secret values removed from every string value of a JSON value; mapping
+        keys are never rewritten. ``verbatim`` names the fields kept as they are
+        (identifiers): ``{"name": True}`` keeps a mapping's ``name``, ``{"parts": {"id":
+        True}}`` the ``id`` of the mapping (or of each mapping in the list) under
+        ``parts``; everything else is scrubbed."""
         if self._pattern is None:
             return value
         if isinstance(value, str):
             return self.scrub_text(value)
         if isinstance(value, dict):
-            return {self.scrub_text(k): self.scrub_strings(v) for k, v in value.items()}
+            out: dict[str, Any] = {}
+            for key, item in value.items():
+                rule = verbatim.get(key) if verbatim is not None else None
+                if rule is True:
+                    out[key] = item
+                else:
+                    nested = rule if isinstance(rule, Mapping) else None
+                    out[key] = self.scrub_strings(item, nested)
+            return out
         if isinstance(value, list):
-            return [self.scrub_strings(v) for v in value]
+            return [self.scrub_strings(v, verbatim) for v in value]
         return value
 
     def _learn(self, value: Any) -> None:
         if isinstance(value, str):
-            self.add_secrets([value])
+            self.add_secrets(secret_parts(value))
         elif isinstance(value, dict):
             for v in value.values():
                 self._learn(v)
@@ -234,12 +343,19 @@ class Redactor:
             return [self._mask_keys(v) for v in value]
         return value
 
-    def scrub(self, value: Any) -> Any:
-        """A JSON-safe copy of ``value`` with every secret replaced by ``[secret]``."""
-        return self.scrub_strings(self._mask_keys(jsonable(value)))
+    def hide_secret_fields(self, value: Any) -> Any:
+        """A JSON-safe copy of ``value`` whose values under secret-named keys are
+        ``[secret]`` (and learned); other strings are left for a later scrub (the record's,
+        which keeps identifiers)."""
+        return self._mask_keys(jsonable(value))
 
-    def digest(self, value: Any) -> str:
-        return value_digest(self.scrub(value))
+    def scrub(self, value: Any, verbatim: Verbatim | None = None) -> Any:
+        """A JSON-safe copy of ``value`` with every secret replaced by ``[secret]``
+        (mapping keys, and the fields ``verbatim`` names, kept: see :meth:`scrub_strings`)."""
+        return self.scrub_strings(self._mask_keys(jsonable(value)), verbatim)
+
+    def digest(self, value: Any, verbatim: Verbatim | None = None) -> str:
+        return value_digest(self.scrub(value, verbatim))
 
     def text(self, value: str) -> Any:
         """A prompt or output text as the redaction mode records it."""
@@ -250,9 +366,9 @@ class Redactor:
             return {"redacted": "mask", "chars": len(clean)}
         return clean
 
-    def data(self, value: Any) -> Any:
+    def data(self, value: Any, verbatim: Verbatim | None = None) -> Any:
         """Structured content (tool arguments, diffs) as the redaction mode records it."""
-        clean = self.scrub(value)
+        clean = self.scrub(value, verbatim)
         if self.mode == "hash":
             return {"redacted": "hash", "sha256": value_digest(clean)}
         if self.mode == "mask":
