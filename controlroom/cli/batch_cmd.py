@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -101,9 +102,9 @@ def print_summary(console: Console, report: BatchReport) -> None:
     counts = " · ".join(f"{k} {v}" for k, v in report.counts.items())
     state = "finished" if report.finished else "timed out" if report.timed_out else "stopped"
     console.print(
-        f"Batch [bold]{report.batch_id}[/] ({report.workflow}, {len(report.runs)} runs, "
-        f"for {report.user_id}): {state} in {report.elapsed_s:.1f}s, "
-        f"{report.runs_per_s:.2f} runs/s",
+        f"Batch [bold]{escape(report.batch_id)}[/] ({escape(report.workflow)}, "
+        f"{len(report.runs)} runs, for {escape(report.user_id)}): {state} in "
+        f"{report.elapsed_s:.1f}s, {report.runs_per_s:.2f} runs/s",
         highlight=False,
     )
     console.print(f"  {counts}", highlight=False)
@@ -115,12 +116,13 @@ def print_summary(console: Console, report: BatchReport) -> None:
             table.add_column(column)
         for r in attention[:15]:
             detail = (r.error or r.input).splitlines()[0][:80] if (r.error or r.input) else ""
-            table.add_row(str(r.position), r.run_id, r.status, " ".join(r.pending), detail)
+            cells = (r.run_id, r.status, " ".join(r.pending), detail)
+            table.add_row(str(r.position), *(escape(c) for c in cells))
         console.print(table)
         if len(attention) > 15:
             console.print(f"  … and {len(attention) - 15} more (see the report)")
     if report.report_path:
-        console.print(f"Report: {report.report_path}", highlight=False)
+        console.print(f"Report: {report.report_path}", markup=False, highlight=False)
     if report.next_steps:
         console.print("To continue:")
         for line in report.next_steps:
@@ -130,7 +132,7 @@ def print_summary(console: Console, report: BatchReport) -> None:
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
 
 
-def batch(  # noqa: PLR0917
+def batch(
     workflow: Annotated[
         str | None, typer.Argument(help="Workflow YAML file, folder, or module:attr.")
     ] = None,
@@ -262,7 +264,8 @@ def batch(  # noqa: PLR0917
             )
         if ray and runner.backend.kind == "sqlite":
             err.print(
-                f"[yellow]Note:[/] state is in SQLite files in {runner.settings.home}; Ray "
+                f"[yellow]Note:[/] state is in SQLite files in "
+                f"{escape(str(runner.settings.home))}; Ray "
                 "workers on other machines cannot share them. Set CONTROLROOM_DATABASE_URL "
                 "(see docs/deploying.md).",
                 highlight=False,
@@ -271,6 +274,7 @@ def batch(  # noqa: PLR0917
             err.print(
                 f"Batch {record.batch_id}: {len(items)} runs of {record.workflow} "
                 f"({runner.backend.describe()}).",
+                markup=False,
                 highlight=False,
             )
         with _Display(err, len(items), enabled=not as_json or sys.stderr.isatty()) as display:
@@ -301,7 +305,9 @@ def batches(as_json: JsonOpt = False) -> None:
     for column in ("batch", "workflow", "runs", "user", "created"):
         table.add_column(column)
     for b in records:
-        table.add_row(b.batch_id, b.workflow, str(b.size), b.user_id, b.created_at)
+        table.add_row(
+            *(escape(c) for c in (b.batch_id, b.workflow, str(b.size), b.user_id)), b.created_at
+        )
     out.print(table)
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -51,7 +52,7 @@ def _first_failure(case: CaseResult) -> str:
 
 def print_report(console: Console, report: EvalReport) -> None:
     table = Table(
-        title=f"{report.name}: {report.model}"
+        title=escape(f"{report.name}: {report.model}")
         + (
             f" · prompts {', '.join(sorted(set(report.prompts.values())))}"
             if report.prompts
@@ -67,11 +68,11 @@ def print_report(console: Console, report: EvalReport) -> None:
         if c.violations:
             failure = f"VIOLATION {c.violations[0].kind}; {failure}".rstrip("; ")
         table.add_row(
-            c.id,
-            ", ".join(c.tags),
+            escape(c.id),
+            escape(", ".join(c.tags)),
             ok,
-            c.status,
-            failure,
+            escape(c.status),
+            escape(failure),
             f"{c.latency_s:.2f}s",
             str(c.tokens),
         )
@@ -108,13 +109,14 @@ def print_report(console: Console, report: EvalReport) -> None:
         console.print("[bold red]Policy violations:[/]")
         for c in report.cases:
             for v in c.violations:
-                console.print(f"  {c.id}: {v.kind}: {v.detail}", highlight=False)
+                console.print(f"  {c.id}: {v.kind}: {v.detail}", markup=False, highlight=False)
 
 
 def print_comparison(console: Console, diff: Comparison) -> None:
     console.print(
         f"A: {diff.a['name']} · {diff.a['model']} · {diff.a['prompts'] or 'no library prompts'}\n"
         f"B: {diff.b['name']} · {diff.b['model']} · {diff.b['prompts'] or 'no library prompts'}",
+        markup=False,
         highlight=False,
     )
     if diff.a["dataset_sha256"] != diff.b["dataset_sha256"]:
@@ -130,10 +132,10 @@ def print_comparison(console: Console, diff: Comparison) -> None:
         shown += 1
         a, b = d.success
         table.add_row(
-            d.id,
+            escape(d.id),
             Text(d.change, style=styles.get(d.change, "")),
             f"{a} → {b}",
-            "; ".join(d.differences)[:120],
+            escape("; ".join(d.differences)[:120]),
             f"{d.latency_delta_s:+.2f}s" if d.latency_delta_s is not None else "",
             f"{d.tokens_delta:+d}" if d.tokens_delta is not None else "",
         )
@@ -178,7 +180,7 @@ def _split(text: str | None) -> list[str]:
 
 
 @handles_errors
-def eval_command(  # noqa: PLR0917 (typer options)
+def eval_command(
     target: Annotated[
         str,
         typer.Argument(
@@ -288,7 +290,7 @@ def eval_command(  # noqa: PLR0917 (typer options)
     else:
         print_report(out, report)
         if out_file is not None:
-            out.print(f"Report written to {out_file}.", highlight=False)
+            out.print(f"Report written to {out_file}.", markup=False, highlight=False)
     raise typer.Exit(EXIT_VIOLATIONS if report.totals.violations else EXIT_OK)
 
 

@@ -6,7 +6,9 @@ import json
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from controlroom.cli.inputs import json_option
 from controlroom.errors import ControlroomError
 from controlroom.graphs.results import RunResult
 from controlroom.graphs.runner import Runner
@@ -20,22 +22,23 @@ def decide_interactively(
     while result.status is RunStatus.WAITING and result.pending:
         item = result.pending[0]
         console.print(
-            f"\n[bold]{item.approval_id}[/] {item.kind} [bold]{item.tool or item.step}[/] "
-            f"effect={item.effect or '-'}\n"
-            f"  arguments: {json.dumps(item.args)}\n  why: {item.reason}"
+            f"\n[bold]{escape(item.approval_id)}[/] {escape(item.kind)} "
+            f"[bold]{escape(str(item.tool or item.step))}[/] effect={escape(item.effect or '-')}\n"
+            f"  arguments: {escape(json.dumps(item.args))}\n  why: {escape(item.reason)}"
         )
         choice = typer.prompt("[a]pprove, [e]dit, [r]eject, [s]kip", default="a").strip().lower()
         try:
             if choice.startswith("a"):
                 result = runner.approve(result.run_id, item.approval_id, by=approver)
             elif choice.startswith("e"):
-                edited = json.loads(typer.prompt("arguments (JSON)", default=json.dumps(item.args)))
+                text = typer.prompt("arguments (JSON)", default=json.dumps(item.args))
+                edited = json_option(text, "arguments")
                 result = runner.approve(result.run_id, item.approval_id, by=approver, args=edited)
             elif choice.startswith("r"):
                 reason = typer.prompt("reason")
                 result = runner.reject(result.run_id, item.approval_id, by=approver, reason=reason)
             else:
                 return result
-        except (ControlroomError, json.JSONDecodeError) as exc:
-            console.print(f"[red]{exc}[/]")
+        except ControlroomError as exc:
+            console.print(f"[red]{escape(str(exc))}[/]")
     return result

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from controlroom.agents.prompt_library import PromptLibrary
 from controlroom.cli.app import JsonOpt, handles_errors, out
@@ -61,11 +62,12 @@ def list_prompts(where: WhereOpt = Path("."), as_json: JsonOpt = False) -> None:
         print(json.dumps(rows, indent=2))
         return
     if not found:
-        out.print(f"No prompts under {where} (looked in prompts/ and ../prompts).")
+        out.print(f"No prompts under {where} (looked in prompts/ and ../prompts).", markup=False)
         return
     for p in found:
         latest = " (latest)" if p.version == max(library.versions(p.id)) else ""
-        out.print(f"{p.id}@{p.version}{latest}  {p.description}  [dim]{p.path}[/]", highlight=False)
+        line = f"{p.id}@{p.version}{latest}  {p.description}"
+        out.print(f"{escape(line)}  [dim]{escape(str(p.path))}[/]", highlight=False)
 
 
 @prompts_app.command("diff")

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from controlroom.cli.inputs import json_option, text_option
 from controlroom.errors import ConfigError
 
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run id (a unique prefix works).")]
@@ -40,15 +41,12 @@ def checkpoints(run_id: RunArg, as_json: JsonOpt = False) -> None:
 def _edits(set_values: list[str] | None, input_text: str | None) -> dict[str, Any]:
     edits: dict[str, Any] = {}
     if input_text is not None:
-        edits["input"] = input_text
+        edits["input"] = text_option(input_text, "--input")
     for item in set_values or []:
         name, sep, raw = item.partition("=")
         if not sep or not name.startswith("vars."):
             raise ConfigError(f"--set takes vars.NAME=JSON (got {item!r}).")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw  # a bare word is a string
+        value = json_option(raw, f"--set {name}", bare_text=True)  # a bare word is a string
         edits.setdefault("vars", {})[name.removeprefix("vars.")] = value
     return edits
 

@@ -12,6 +12,7 @@ of its tool references checked, and the graph (branch conditions included) check
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,7 @@ STEP_KINDS = tuple(STEP_MODELS)
 _KINDS_TEXT = ", ".join(STEP_KINDS)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAX_NODES = 100_000
+_MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -89,8 +91,14 @@ class SourceMap:
         self._walk(node, path, set())
 
     def _walk(self, node: yaml.Node, path: KeyPath, active: set[int]) -> None:
-        if id(node) in active or len(self.lines) > _MAX_NODES:
-            return  # a recursive alias, or an alias bomb: stop recording lines
+        if id(node) in active:
+            return  # a recursive alias: its lines are recorded once
+        if len(self.lines) > _MAX_NODES:  # an alias bomb ("billion laughs"), or just huge
+            raise WorkflowFileError(
+                f"{self.locate(path)}: the file expands to more than {_MAX_NODES:,} keys and "
+                "items (YAML aliases `*name` that repeat anchors inside each other?). Expected "
+                "a workflow file of ordinary size."
+            )
         active.add(id(node))
         children: list[tuple[KeyPath, int, yaml.Node]] = []
         if isinstance(node, yaml.MappingNode):
@@ -115,6 +123,28 @@ class SourceMap:
             self.lines.setdefault(child_path, line)
             self._walk(child, child_path, active)
         active.discard(id(node))
+
+
+class _UnreadableValue(yaml.MarkedYAMLError):
+    """A scalar that the safe loader's constructors cannot build."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader; a value Python cannot build (a 5,000-digit integer, the date
+    2001-13-45) is a YAML error at its line, instead of a bare ValueError."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as exc:
+            shown = node.value if isinstance(node.value, str) else ""
+            shown = shown if len(shown) <= 40 else f"{shown[:20]}…({len(shown):,} characters)"
+            reason = " ".join(str(exc).split())
+            if "integer string conversion" in reason:
+                reason = f"an integer of more than {sys.get_int_max_str_digits():,} digits"
+            raise _UnreadableValue(
+                problem=f"cannot read the value `{shown}` ({reason})", problem_mark=node.start_mark
+            ) from None
 
 
 def load_workflow_file(
@@ -159,23 +189,28 @@ def load_workflow_file(
 
 def _read(path: Path) -> str:
     problem = None
-    if not path.exists():
-        problem = f"workflow file not found (looked at {path.absolute()})"
-    elif path.is_dir():
-        problem = "this is a folder, not a workflow file"
-    else:
-        try:
-            return path.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError as exc:
-            problem = f"the file is not UTF-8 text ({exc})"
-        except OSError as exc:
-            problem = f"cannot read the file ({exc})"
+    try:
+        if not path.exists():
+            problem = f"workflow file not found (looked at {path.absolute()})"
+        elif path.is_dir():
+            problem = "this is a folder, not a workflow file"
+        elif not path.is_file():
+            problem = "this is not a regular file (a device, pipe or socket?)"
+        elif path.stat().st_size > _MAX_BYTES:
+            problem = f"the file is {path.stat().st_size:,} bytes, more than {_MAX_BYTES:,}"
+        else:
+            return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        problem = f"the file is not UTF-8 text ({exc})"
+    except OSError as exc:
+        problem = f"cannot read the file ({exc.strerror or exc})"
     raise WorkflowFileError(f"{path}: {problem}. Expected a readable UTF-8 YAML workflow file.")
 
 
 def _parse(text: str, source: SourceMap) -> Any:
-    loader = yaml.SafeLoader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # checks every character: a NUL byte fails here
         node = loader.get_single_node()
         if node is None:
             return None
@@ -185,7 +220,9 @@ def _parse(text: str, source: SourceMap) -> Any:
         mark = exc.problem_mark or exc.context_mark
         problem = ", ".join(p for p in (exc.context, exc.problem) if p) or "malformed YAML"
         expected = (
-            "plain YAML values (tags such as `!!python/object` are not allowed)"
+            "a value YAML can read (quote it to make it text)"
+            if isinstance(exc, _UnreadableValue)
+            else "plain YAML values (tags such as `!!python/object` are not allowed)"
             if isinstance(exc, yaml.constructor.ConstructorError)
             else "valid YAML (check the indentation, colons and quotes on this line and the "
             "one before)"
@@ -194,13 +231,23 @@ def _parse(text: str, source: SourceMap) -> Any:
             f"{source.file}:{mark.line + 1 if mark else 1}: not valid YAML: {problem}. "
             f"Expected {expected}."
         ) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        what = " (a NUL byte)" if exc.character == 0 else ""
+        raise WorkflowFileError(
+            f"{source.file}:{line}: not valid YAML: the control character {char}{what} is not "
+            "allowed in YAML. Expected a text file (is this a binary file?)."
+        ) from None
     except (yaml.YAMLError, RecursionError) as exc:
         problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise WorkflowFileError(
-            f"{source.file}: not valid YAML: {problem}. Expected a valid YAML workflow file."
+            f"{source.file}: not valid YAML: {' '.join(problem.split())}. "
+            "Expected a valid YAML workflow file."
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _error(source: SourceMap, path: KeyPath, problem: str, expected: str) -> WorkflowFileError:
@@ -280,6 +327,8 @@ def _describe(value: Any) -> str:
         return "an empty value (null)"
     if isinstance(value, bool):
         return f"the boolean `{str(value).lower()}`"
+    if isinstance(value, int) and value.bit_length() > 64:
+        return "a very large number"  # str() of a 5,000-digit integer raises ValueError
     if isinstance(value, int | float):
         return f"the number `{value}`"
     if isinstance(value, str):
