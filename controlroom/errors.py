@@ -10,7 +10,9 @@ the TUI shows them in a modal, and the SDK raises them.
     ├── ConfigError                 bad settings, missing project folder or file
     │   ├── ModelUnavailableError   a model spec that cannot be served here
     │   ├── PolicyError             policies or their schema that do not parse or validate
-    │   └── DatasetError            a malformed evaluation dataset (``controlroom eval``)
+    │   ├── DatasetError            a malformed evaluation dataset (``controlroom eval``)
+    │   └── StateError              a state file of the project folder that cannot be used:
+    │                               corrupt, cut short, emptied, or from a newer version
     ├── IdentityError
     │   ├── DirectoryError          the user directory file is missing or malformed
     │   └── UnknownUserError        a user id that the directory does not list
@@ -69,6 +71,10 @@ class PolicyError(ConfigError):
 
 class DatasetError(ConfigError):
     title = "Malformed evaluation dataset"
+
+
+class StateError(ConfigError):
+    title = "Project state unreadable"
 
 
 class IdentityError(ControlroomError):

@@ -1,11 +1,12 @@
 """Ed25519 keys that sign audit checkpoints.
 
 Each project folder gets its own key pair on first use: ``<home>/keys/audit-ed25519.pem``
-(PKCS#8, mode 0600) and ``audit-ed25519.pub.pem`` next to it. Replace it with your own key by
-putting an Ed25519 private key (PEM PKCS#8 or OpenSSH format, unencrypted) at that path, or
-by pointing ``CONTROLROOM_AUDIT_KEY`` at one; pin the key verifiers must expect with
-``CONTROLROOM_AUDIT_PUBLIC_KEY`` or ``controlroom audit verify --key``. A key is named by its
-id, ``ed25519:`` and the first 16 hex digits of the SHA-256 of its raw public bytes.
+(PKCS#8) and ``audit-ed25519.pub.pem`` next to it, both mode 0600 in a 0700 folder. Replace
+it with your own key by putting an Ed25519 private key (PEM PKCS#8 or OpenSSH format,
+unencrypted) at that path, or by pointing ``CONTROLROOM_AUDIT_KEY`` at one; pin the key
+verifiers must expect with ``CONTROLROOM_AUDIT_PUBLIC_KEY`` or ``controlroom audit verify
+--key``. A key is named by its id, ``ed25519:`` and the first 16 hex digits of the SHA-256
+of its raw public bytes.
 
 A key kept in the same folder as the logs proves the log was not altered by someone who
 could not read that folder; keep the private key elsewhere (another volume, a secrets
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from controlroom.audit.errors import AuditKeyError
+from controlroom.config import private_dir, write_private
 
 KEY_FILE = "audit-ed25519.pem"
 PUBLIC_KEY_FILE = "audit-ed25519.pub.pem"
@@ -130,7 +132,7 @@ def load_or_create_signer(keys_dir: Path, key_path: Path | None = None) -> Signe
         return Signer(_load_private(key_path), key_path)
     path = keys_dir / KEY_FILE
     if not path.exists():
-        keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(keys_dir)  # 0700 whatever the umask; both key files 0600
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(
             serialization.Encoding.PEM,
@@ -141,7 +143,7 @@ def load_or_create_signer(keys_dir: Path, key_path: Path | None = None) -> Signe
             public = key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
-            (keys_dir / PUBLIC_KEY_FILE).write_bytes(public)
+            write_private(keys_dir / PUBLIC_KEY_FILE, public)
     return Signer(_load_private(path), path)
 
 

@@ -29,7 +29,6 @@ Everything left is finished by ``controlroom batch --resume BATCH`` (or per run 
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from pydantic import BaseModel, Field
 from controlroom.batch.inputs import BatchInput
 from controlroom.batch.report import BatchProgress, BatchReport, BatchRunReport, RunOutcome
 from controlroom.batch.worker import execute_run
+from controlroom.config import private_dir, write_private
 from controlroom.errors import ConfigError, RunStateError
 from controlroom.graphs.runner import Runner
 from controlroom.graphs.state import ApproveMode
@@ -503,9 +503,7 @@ def default_report_path(runner: Runner, batch_id: str) -> Path:
 
 def write_report(report: BatchReport, path: Path) -> Path:
     """Write the report atomically (a reader never sees half of it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     report.report_path = str(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_private(path, (report.model_dump_json(indent=2) + "\n").encode("utf-8"))
     return path

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from controlroom.cli.app import JsonOpt, _parse_args, _settings, handles_errors, out
 from controlroom.config import Settings
@@ -111,26 +112,34 @@ def _print_decision(
 ) -> None:
     spec, args = call
     kind, ident = spec.resource_ref(args)
-    out.print(f"{user} → {spec.name} {json.dumps(args, sort_keys=True)}", highlight=False)
+    out.print(
+        f"{user} → {spec.name} {json.dumps(args, sort_keys=True)}", markup=False, highlight=False
+    )
     request = (
         f"principal User::{json.dumps(user)}, action Action::{json.dumps(spec.name)}, "
         f"resource {kind}::{json.dumps(ident)}"
     )
-    out.print(f"  request:  {request}", highlight=False)
-    out.print(f"  verdict:  {VERDICT_TEXT[decision.verdict]}", highlight=False)
-    out.print(f"  reason:   {decision.reason}", highlight=False)
+    out.print(f"  request:  {request}", markup=False, highlight=False)
+    out.print(f"  verdict:  {VERDICT_TEXT[decision.verdict]}", markup=False, highlight=False)
+    out.print(f"  reason:   {decision.reason}", markup=False, highlight=False)
     infos = gate.policies if isinstance(gate, PolicyGate) else {}
     for pid in decision.policies:
         info = infos.get(pid)
         where = f"  ({info.kind}, {info.file}:{info.line})" if info else ""
-        out.print(f"  decided by: {pid}{where}", highlight=False)
+        out.print(f"  decided by: {pid}{where}", markup=False, highlight=False)
     if decision.policies == ("default-deny",) and isinstance(gate, PolicyGate):
         candidates = [p.id for p in gate.bundle.for_action(spec.name) if p.kind == "permit"]
         unmet = ", ".join(candidates) if candidates else "none"
-        out.print(f"  no permit matched (permits for this tool: {unmet})", highlight=False)
+        out.print(
+            f"  no permit matched (permits for this tool: {unmet})", markup=False, highlight=False
+        )
     if decision.approvers:
-        out.print(f"  approver needs a role: {' or '.join(decision.approvers)}", highlight=False)
-    out.print(f"  policies: {source}", highlight=False)
+        out.print(
+            f"  approver needs a role: {' or '.join(decision.approvers)}",
+            markup=False,
+            highlight=False,
+        )
+    out.print(f"  policies: {source}", markup=False, highlight=False)
 
 
 @policy_app.command("validate")
@@ -167,7 +176,7 @@ def validate(
         return
     for item in report:
         text = f"{item['policies']} policies valid against the schema ({str(item['hash'])[:19]}…)"
-        out.print(f"OK {item['folder']}: {text}", highlight=False)
+        out.print(f"OK {item['folder']}: {text}", markup=False, highlight=False)
 
 
 @policy_app.command("schema")
@@ -206,12 +215,12 @@ def tools_command(
         ]
         print(json.dumps({"policies_from": source, "tools": rows}, indent=2))
         return
-    out.print(f"Policies: {source}", highlight=False)
+    out.print(f"Policies: {source}", markup=False, highlight=False)
     for spec, policies in listing:
         flag = "  (always needs approval)" if spec.needs_approval_by_default else ""
-        head = f"{spec.name}[/]  {spec.effect.value}  on {_resource_text(spec)}{flag}"
-        out.print(f"\n[bold]{head}", highlight=False)
-        out.print(f"  {spec.description.splitlines()[0]}", highlight=False)
+        head = f"{escape(spec.name)}[/]  {spec.effect.value}  on {escape(_resource_text(spec))}"
+        out.print(f"\n[bold]{head}{flag}", highlight=False)
+        out.print(f"  {spec.description.splitlines()[0]}", markup=False, highlight=False)
         if bundle is None:
             out.print("  who: anyone the run acts for", highlight=False)
         elif not any(p.kind == "permit" for p in policies):
@@ -220,7 +229,9 @@ def tools_command(
             cond = ", when its conditions hold" if p.conditional else ""
             text = p.approval if p.approval is not None else p.reason
             tail = f" — {text}" if text else ""
-            out.print(f"  {p.kind:<8} {p.principal}{cond}: {p.id}{tail}", highlight=False)
+            out.print(
+                f"  {p.kind:<8} {p.principal}{cond}: {p.id}{tail}", markup=False, highlight=False
+            )
 
 
 def _resource_text(spec: Tool) -> str:
@@ -238,12 +249,15 @@ def pack_init(
     """Create the enterprise database (HR, finance, tickets, mail) with a fictional company."""
     import os
 
+    from controlroom.config import ensure_home
     from controlroom.tools.pack import DB_ENV, seed_database
     from controlroom.tools.pack.db import DB_NAME
 
     settings = _settings()
     explicit = os.environ.get(DB_ENV)
     path = Path(explicit) if explicit else settings.home / DB_NAME
+    if not explicit:
+        ensure_home(settings.home)  # 0700 when new; warns about one others can reach
     try:
         counts = seed_database(path, employees=employees, seed=seed, force=force)
     except FileExistsError:

@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from controlroom.config import PRIVATE_FILE, private_dir
 from controlroom.errors import RunBusyError
 
 
 def _lock_file(locks_dir: Path, run_id: str) -> Path:
-    locks_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(locks_dir)  # 0700, and each lock file 0600, whatever the umask
     return locks_dir / f"{run_id}.lock"
 
 
@@ -24,7 +25,7 @@ def _lock_file(locks_dir: Path, run_id: str) -> Path:
 def run_lock(locks_dir: Path, run_id: str) -> Iterator[None]:
     """Hold the run's lock, or raise :class:`RunBusyError` naming the holder's pid."""
     path = _lock_file(locks_dir, run_id)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

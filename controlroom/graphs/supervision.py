@@ -24,6 +24,7 @@ import ormsgpack
 from langgraph.types import StateSnapshot
 from pydantic import BaseModel, ConfigDict, Field
 
+from controlroom.config import private_dir, write_private
 from controlroom.graphs.spec import ToolsStep
 from controlroom.graphs.state import last_ai_message
 
@@ -211,8 +212,8 @@ class StopRequests:
         return self.locks_dir / f"{run_id}.stop"
 
     def request(self, run_id: str, by: str) -> None:
-        self.locks_dir.mkdir(parents=True, exist_ok=True)
-        self._path(run_id).write_text(by, encoding="utf-8")
+        private_dir(self.locks_dir)
+        write_private(self._path(run_id), by.encode("utf-8"))
 
     def pending(self, run_id: str) -> str | None:
         """Who asked the run to stop, if someone did."""

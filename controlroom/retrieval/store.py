@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 import numpy as np
 from pydantic import BaseModel
 
+from controlroom.config import ensure_home, private_dir, private_file, tighten_tree
 from controlroom.errors import DocumentStoreError, EmbedderUnavailableError
 from controlroom.retrieval.embedder import MiniLMEmbedder, default_embedder
 
@@ -180,13 +181,28 @@ class DocumentStore:
             return cls(client, collection=collection, embedder=embedder, where=url)
         path = Path(home) / "chroma"
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            # Restricted document text: the folder 0700 and its files 0600, whatever the
+            # umask (Chroma's SQLite file is made first, so it and its side files keep 0600).
+            ensure_home(Path(home))
+            private_dir(path)
+            private_file(path / "chroma.sqlite3")
             client = chromadb.PersistentClient(path=str(path), settings=settings)
         except Exception as exc:
             raise DocumentStoreError(
                 f"The embedded document store at {path} cannot be opened ({_reason(exc)})."
             ) from None
-        return cls(client, collection=collection, embedder=embedder, where=str(path))
+        store = cls(client, collection=collection, embedder=embedder, where=str(path))
+        store._private = path
+        store._tighten()
+        return store
+
+    _private: Path | None = None  # the embedded store's folder, kept owner-only
+
+    def _tighten(self) -> None:
+        """Take group and other bits off what Chroma wrote (its index files follow the
+        umask); the folder itself is 0700, so nobody else could reach them meanwhile."""
+        if self._private is not None:
+            tighten_tree(self._private)
 
     # bookkeeping -----------------------------------------------------------------------
     def source(self, source: str) -> SourceRecord | None:
@@ -268,6 +284,7 @@ class DocumentStore:
                 )
             # registered once its chunks are in: searches never miss a registered set's chunks
             self.access.upsert(ids=[key], embeddings=[_ONE], metadatas=[{"n": 1}])
+        self._tighten()
 
     def put_source(self, record: SourceRecord) -> None:
         self.sources.upsert(
@@ -284,6 +301,7 @@ class DocumentStore:
                 }
             ],
         )
+        self._tighten()
 
     def delete_chunks(self, ids: Sequence[str], *, batch: int = 2000) -> None:
         if not ids:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from controlroom.config import active_home
+from controlroom.config import active_home, private_dir, private_file
 from controlroom.errors import ToolExecutionError
 from controlroom.tools.spec import ToolContext
 
@@ -185,8 +185,12 @@ def money(amount_cents: int) -> float:
 
 
 def create_database(path: Path) -> sqlite3.Connection:
-    """Create the tables in a new file at ``path`` (WAL journal); the caller seeds them."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Create the tables in a new file at ``path`` (WAL journal); the caller seeds them.
+
+    The file is created 0600 before SQLite opens it (its ``-wal``/``-shm`` get the same
+    mode), a missing folder 0700: it holds salaries and mail, whatever the umask."""
+    private_dir(path.parent)
+    private_file(path)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(SCHEMA)

@@ -102,7 +102,8 @@ def seed_database(
 ) -> dict[str, int]:
     """Create the database at ``path`` with a fictional company; returns row counts.
 
-    An existing file is kept unless ``force`` (then it is replaced).
+    An existing file is kept unless ``force`` (then it is replaced). The new file is
+    owner-only (0600, see :func:`~controlroom.tools.pack.db.create_database`).
     """
     if path.exists():
         if not force:
