@@ -35,6 +35,7 @@ from controlroom.errors import (
     RunNotFoundError,
     RunStateError,
     ScriptError,
+    StateError,
     ToolArgumentsError,
     ToolError,
     ToolExecutionError,
@@ -56,7 +57,14 @@ from controlroom.graphs.spec import (
     WorkflowSpec,
 )
 from controlroom.graphs.state import RunState
-from controlroom.graphs.store import Approval, ApprovalStatus, RunRecord, RunStatus
+from controlroom.graphs.store import (
+    Approval,
+    ApprovalStatus,
+    Refusal,
+    RefusalStatus,
+    RunRecord,
+    RunStatus,
+)
 from controlroom.graphs.workflow import Workflow, load_workflow
 from controlroom.identity import Directory, Principal
 from controlroom.tools.gate import Decision, DeclaredGate, Gate, Verdict
@@ -92,6 +100,8 @@ __all__ = [
     "PolicyError",
     "PolicyGate",
     "Principal",
+    "Refusal",
+    "RefusalStatus",
     "ReplayError",
     "ReplayReport",
     "RunBusyError",
@@ -105,6 +115,7 @@ __all__ = [
     "Runner",
     "ScriptError",
     "Settings",
+    "StateError",
     "Tool",
     "ToolArgumentsError",
     "ToolContext",

@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from controlroom import faults
 from controlroom.audit.canonical import FORMAT_VERSION, canonical, genesis_hash, sha256
 from controlroom.audit.errors import AuditError
 from controlroom.audit.keys import Signer
@@ -120,7 +121,7 @@ class AuditLog:
     # file handling -------------------------------------------------------------------
     def _open(self) -> int:
         if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             existed = self.path.exists()
             flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
             self._fd = os.open(self.path, flags, 0o600)
@@ -195,7 +196,13 @@ class AuditLog:
         body = canonical(record)
         line = body + b"\n"
         try:
-            written = os.write(fd, line)
+            if faults.wants("audit.torn"):  # a crash test: die with half a line on disk
+                half = len(line) // 2
+                written = os.write(fd, line[:half])
+                faults.point("audit.torn")
+                written += os.write(fd, line[half:])
+            else:
+                written = os.write(fd, line)
         except OSError as exc:
             raise AuditError(f"Cannot append to the audit log {self.path}: {exc}.") from None
         if written != len(line):
@@ -260,6 +267,7 @@ class AuditLog:
             record = self._write(fd, self._stamp(fields))
             if durable or self.fsync == "always" or self._unsynced >= self.batch:
                 self._sync(fd)
+            faults.point(f"audit.{record.get('kind')}")
             if self.signer is not None and (
                 self._next_seq - 1 - self._last_checkpoint >= self.checkpoint_every
             ):
@@ -299,11 +307,13 @@ class AuditLog:
         }
         target = head_path(self.path)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(canonical(head) + b"\n")
-        with open(tmp, "rb") as handle:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+            handle.write(canonical(head) + b"\n")
+            handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
         _fsync_dir(target.parent)
+        faults.point("audit.checkpoint")
         return record
 
     def flush(self) -> None:

@@ -14,8 +14,11 @@ from typing import Any, Protocol
 
 from controlroom.audit.canonical import sha256
 from controlroom.audit.records import APPROVAL_ID, CALL_ID, DECISION, TOOL_NAME, Kind
-from controlroom.audit.redact import Redactor
+from controlroom.audit.redact import Redactor, Verbatim
 from controlroom.tools.gate import Decision
+
+# A diff's operation and path (made of argument keys) are names, kept verbatim.
+_DIFF_NAMES: Verbatim = {"op": True, "path": True}
 
 
 def policy_set_hash(gate: Any) -> str | None:
@@ -50,6 +53,13 @@ def args_diff(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
     if before == after and type(before) is type(after):
         return []
     return [{"op": "replace", "path": path or "/", "old": before, "value": after}]
+
+
+def _facts(r: Redactor, gate: Decision | None) -> Any:
+    """What the gate decided on besides principal and arguments (the resource it looked up,
+    derived context), as the redaction mode records data; replay decides on it again."""
+    facts = getattr(gate, "facts", None)
+    return r.data(facts) if facts is not None else None
 
 
 def compact(fields: dict[str, Any]) -> dict[str, Any]:
@@ -102,6 +112,7 @@ class ToolRecords:
                 "controlroom.policy.set_hash": getattr(gate, "policy_hash", None) or policy_hash,
                 "controlroom.approval.approvers": list(getattr(gate, "approvers", ()) or ())
                 or None,
+                "controlroom.gate.facts": _facts(r, gate),
                 "controlroom.approval.message": r.text(message) if message else None,
             },
             durable=True,
@@ -121,7 +132,10 @@ class ToolRecords:
         tool: str | None = None,
         call_id: str | None = None,
         source: str = "decision",
+        approver: dict[str, Any] | None = None,
     ) -> None:
+        """A person's decision; ``approver`` is who they were when they decided (their
+        roles and attributes), so a replay can check the decision was theirs to make."""
         r = self.redactor
         final = edited_args if edited_args is not None else args
         diff = (
@@ -137,10 +151,13 @@ class ToolRecords:
                 CALL_ID: call_id,
                 "controlroom.approval.decision": "approved" if approved else "rejected",
                 "controlroom.approver.id": by,
+                "controlroom.approver": r.hide_secret_fields(approver) if approver else None,
                 "controlroom.approval.reason": r.scrub_text(reason) if reason else None,
                 "controlroom.approval.decided_at": decided_at,
                 "controlroom.approval.edited": edited_args is not None,
-                "controlroom.approval.args_diff": r.data(diff) if diff is not None else None,
+                "controlroom.approval.args_diff": (
+                    r.data(diff, _DIFF_NAMES) if diff is not None else None
+                ),
                 "controlroom.approval.arguments": r.data(edited_args)
                 if edited_args is not None
                 else None,
@@ -168,8 +185,12 @@ class ToolRecords:
         approval_id: str | None = None,
         approval: str | None = None,
         recheck: bool = False,
+        ledger: str | None = None,
     ) -> None:
         """The final decision for one call, appended before the tool may run.
+
+        ``ledger`` (``completed`` or ``started``): the call ran, or began, before a crash
+        and keeps the decision it ran under; the effect ledger says how far it got.
 
         An allowed call with a side effect (``write``, ``irreversible``) is synced to disk
         first: write-ahead. An allowed ``read`` is appended in order but synced with the
@@ -194,8 +215,10 @@ class ToolRecords:
                 "controlroom.decision.reason": reason,
                 "controlroom.gate.verdict": gate.verdict.value if gate else None,
                 "controlroom.gate.recheck": recheck or None,
+                "controlroom.decision.from_ledger": ledger,
                 "controlroom.policy.ids": list(gate.policies) if gate else None,
                 "controlroom.policy.set_hash": getattr(gate, "policy_hash", None) or policy_hash,
+                "controlroom.gate.facts": _facts(r, gate),
                 APPROVAL_ID: approval_id,
                 "controlroom.approval.decision": approval,
             },

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -14,7 +13,9 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from controlroom.cli.inputs import json_option, text_option
 from controlroom.config import Settings
 from controlroom.errors import ConfigError, ControlroomError
 from controlroom.graphs.results import RunResult
@@ -23,6 +24,7 @@ from controlroom.graphs.store import RunStatus
 from controlroom.tools.policy import project_gate
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_PAUSED = 0, 1, 2, 3, 4
+EXIT_REFUSED = 5  # completed, with denied or rejected calls: "completed" hides no refusal
 EXIT_FOR_STATUS = {
     RunStatus.COMPLETED: EXIT_OK,
     RunStatus.FAILED: EXIT_FAILED,
@@ -39,7 +41,8 @@ app = typer.Typer(
         "Run graph-defined agents for a user, supervise them, approve what they want to do.\n\n"
         "State lives in one project folder (--home, CONTROLROOM_HOME, default ./.controlroom). "
         "Exit codes: 0 completed/ok, 1 run failed, 2 usage or configuration error, "
-        "3 waiting for approval, 4 paused or interrupted."
+        "3 waiting for approval, 4 paused or interrupted, 5 completed with denied or "
+        "rejected tool calls."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -81,7 +84,7 @@ def _fail(title: str, message: str, as_json: bool) -> NoReturn:
     if as_json:
         print(json.dumps({"error": {"title": title, "message": message}}))
     else:
-        err.print(f"[bold red]{title}:[/] {message}", highlight=False)
+        err.print(f"[bold red]{escape(title)}:[/] {escape(message)}", highlight=False)
     raise typer.Exit(EXIT_USAGE)
 
 
@@ -120,14 +123,22 @@ def _approver(user: str | None) -> str:
     return chosen
 
 
+def exit_code(result: RunResult) -> int:
+    """The documented exit code of a run's outcome (see :mod:`controlroom.cli`)."""
+    if result.status is RunStatus.COMPLETED and result.run.refused_calls:
+        return EXIT_REFUSED
+    return EXIT_FOR_STATUS[result.status]
+
+
 def _emit(result: RunResult, as_json: bool) -> NoReturn:
     if as_json:
         print(result.model_dump_json(indent=2))
     else:
-        from controlroom.cli.render import print_result
+        from controlroom.cli.render import print_refusals, print_result
 
         print_result(out, result)
-    raise typer.Exit(EXIT_FOR_STATUS[result.status])
+        print_refusals(out, result.refused)
+    raise typer.Exit(exit_code(result))
 
 
 @app.callback()
@@ -150,16 +161,21 @@ def _root(
 def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing directory file.")] = False,
 ) -> None:
-    """Create the project folder with a sample user directory (alice, bob, carol, ...)."""
+    """Create the project folder with a sample user directory (alice, bob, carol, ...).
+
+    The folder is created owner-only (0700) and the directory file 0600, whatever the umask;
+    an existing folder that other accounts can reach is warned about, with the fix."""
+    from controlroom.config import ensure_home, write_private
+
     settings = _settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_home(settings.home)
     target = settings.directory_path
     if target.exists() and not force:
         out.print(f"{target} already exists; kept it (use --force to replace it).")
         return
     sample = resources.files("controlroom") / "data" / "sample_directory.yaml"
-    with resources.as_file(sample) as src:
-        shutil.copyfile(src, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_private(target, sample.read_bytes())
     out.print(f"Created {settings.home} with a sample user directory at {target}.")
 
 
@@ -200,6 +216,7 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Start a run of WORKFLOW for a user with an input."""
+    input = text_option(input, "--input")  # undecodable bytes are refused, never stored
     runner = _runner()
     target: Any = workflow
     if prompt:
@@ -231,16 +248,33 @@ def runs(
     status: Annotated[
         RunStatus | None, typer.Option(help="Only runs with this status.", case_sensitive=False)
     ] = None,
+    limit: Annotated[
+        int, typer.Option(min=0, help="Show at most this many runs; 0 shows them all.")
+    ] = 50,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many (newest) runs first.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the runs of the project folder, newest first."""
-    records = _runner().list_runs(status=status)
+    """List the runs of the project folder, newest first, a page at a time.
+
+    Filtering and paging happen in the store, so an old run waiting for approval is listed
+    however many runs came after it. With --json, a list of run records (each with
+    `pending_approvals`, `denied_calls` and `rejected_calls`)."""
+    runner = _runner()
+    records = runner.list_runs(status=status, limit=limit or None, offset=offset)
+    paged = bool(offset) or (limit > 0 and len(records) >= limit)
+    total = runner.count_runs(status) if paged else None
     if as_json:
         print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+        if total is not None and offset + len(records) < total:  # never inside the JSON
+            err.print(
+                f"{len(records)} of {total} run(s) listed; --offset {offset + len(records)} "
+                "for the next page, --limit 0 for all.",
+                highlight=False,
+            )
         return
     from controlroom.cli.render import runs_table
 
-    out.print(runs_table(records))
+    out.print(runs_table(records, total=total, offset=offset, status=status))
 
 
 @app.command()
@@ -256,22 +290,25 @@ def show(
     messages = list(state.get("messages") or [])
     reasoning = dict(state.get("reasoning") or {})
     pending = runner.approvals(record.run_id)
+    refused = runner.refusals(record.run_id)
     if as_json:
         payload = {
             "run": record.model_dump(mode="json"),
             "pending": [a.model_dump(mode="json") for a in pending],
+            "refused": [r.model_dump(mode="json") for r in refused],
             "messages": [m.model_dump(mode="json") for m in messages],
             "vars": state.get("vars") or {},
             "reasoning": reasoning,
         }
         print(json.dumps(payload, indent=2, default=str))
         return
-    from controlroom.cli.render import print_result, timeline
+    from controlroom.cli.render import print_refusals, print_result, timeline
 
     out.print(timeline(messages))
     for step_id, text in reasoning.items():  # for supervisors; not shown to the end user
-        out.print(f"[bold]reasoning of {step_id}:[/] {text}", highlight=False)
-    print_result(out, RunResult(run=record, pending=pending))
+        out.print(f"[bold]reasoning of {escape(step_id)}:[/] {escape(str(text))}", highlight=False)
+    print_result(out, RunResult(run=record, pending=pending, refused=refused))
+    print_refusals(out, refused)
 
 
 @app.command()
@@ -295,10 +332,7 @@ def approvals(
 def _parse_args(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--args is not valid JSON ({exc.msg} at column {exc.colno}).") from None
+    value = json_option(text, "--args")  # bad JSON, huge numbers, deep nesting: ConfigError
     if not isinstance(value, dict):
         raise ConfigError("--args must be a JSON object of argument names to values.")
     return value
@@ -326,7 +360,7 @@ def approve(
         approval_id,
         by=_approver(user),
         args=_parse_args(args),
-        reason=reason,
+        reason=text_option(reason, "--reason") if reason is not None else None,
         resume=not no_resume,
     )
     _emit(result, as_json)
@@ -344,7 +378,11 @@ def reject(
 ) -> None:
     """Reject a pending item with a reason; the agent receives the reason."""
     result = _runner().reject(
-        run_id, approval_id, by=_approver(user), reason=reason, resume=not no_resume
+        run_id,
+        approval_id,
+        by=_approver(user),
+        reason=text_option(reason, "--reason"),
+        resume=not no_resume,
     )
     _emit(result, as_json)
 
@@ -421,6 +459,10 @@ _register_prompt_commands(app)  # `prompts list|diff`
 from controlroom.cli.models_cmd import models as _models_command  # noqa: E402
 
 app.command(name="models")(handles_errors(_models_command))
+
+from controlroom.cli.doctor_cmd import register as _register_doctor_commands  # noqa: E402
+
+_register_doctor_commands(app)  # `doctor`
 
 
 def main() -> None:

@@ -1,4 +1,9 @@
-"""Human-readable output for the CLI (tables and timelines via Rich)."""
+"""Human-readable output for the CLI (tables and timelines via Rich).
+
+Text that comes from users, workflows, models or tools (ids, names, paths, arguments,
+messages, errors) is escaped: Rich would read ``[draft]`` as markup and drop it, and fail on
+``[/x]``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,11 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from controlroom.graphs.results import RunResult
-from controlroom.graphs.store import Approval, RunRecord, RunStatus
+from controlroom.graphs.store import Approval, Refusal, RunRecord, RunStatus
 
 STATUS_STYLE = {
     RunStatus.COMPLETED: "green",
@@ -27,23 +33,66 @@ def _args(data: dict[str, Any] | None) -> str:
     return json.dumps(data or {}, sort_keys=True)
 
 
-def runs_table(records: list[RunRecord]) -> Table:
-    table = Table(title=f"{len(records)} run(s)", title_justify="left")
-    for col in ("run", "status", "workflow", "user", "started", "pending", "output / error"):
+def runs_table(
+    records: list[RunRecord],
+    *,
+    total: int | None = None,
+    offset: int = 0,
+    status: RunStatus | None = None,
+) -> Table:
+    """A page of runs; the caption says how many there are and how to see the rest."""
+    shown = len(records)
+    what = f"{status.value} run(s)" if status else "run(s)"
+    title = f"{shown} {what}"
+    if total is not None and (offset or shown < total):
+        first = offset + 1 if shown else offset
+        title = f"{what.capitalize()} {first}-{offset + shown} of {total}, newest first"
+    table = Table(title=title, title_justify="left")
+    if total is not None and offset + shown < total:
+        more = total - offset - shown
+        table.caption = (
+            f"{more} more: --offset {offset + shown} for the next page, --limit 0 for all"
+        )
+        table.caption_justify = "left"
+    cols = ("run", "status", "workflow", "user", "started", "pending", "refused", "output / error")
+    for col in cols:
         table.add_column(col, overflow="fold")
     for r in records:
         style = STATUS_STYLE.get(r.status, "")
         summary = (r.error or r.output or "").replace("\n", " ")
+        refused = ", ".join(
+            part
+            for part in (
+                f"{r.denied_calls} denied" if r.denied_calls else "",
+                f"{r.rejected_calls} rejected" if r.rejected_calls else "",
+            )
+            if part
+        )
         table.add_row(
-            r.run_id,
+            escape(r.run_id),
             f"[{style}]{r.status.value}[/]",
-            r.workflow,
-            r.user_id,
+            escape(r.workflow),
+            escape(r.user_id),
             r.created_at[:19].replace("T", " "),
             str(r.pending_approvals or ""),
-            summary[:80],
+            f"[red]{refused}[/]" if refused else "",
+            escape(summary[:80]),
         )
     return table
+
+
+def print_refusals(console: Console, refused: list[Refusal]) -> None:
+    """The calls of a run that were not executed, with who or what refused them and why."""
+    if not refused:
+        return
+    table = Table(title=f"{len(refused)} refused call(s)", title_justify="left")
+    for col in ("step", "call", "tool", "refused", "by", "why"):
+        table.add_column(col, overflow="fold")
+    for f in refused:
+        by = f.decided_by or (", ".join(f.policies) if f.policies else "the gate")
+        cells = (str(f.step), f.call_id, f.tool, f.status.value, by, f.reason)
+        table.add_row(*(escape(c) for c in cells))
+    console.print(table)
 
 
 def approvals_table(items: list[Approval]) -> Table:
@@ -51,9 +100,8 @@ def approvals_table(items: list[Approval]) -> Table:
     for col in ("run", "id", "kind", "tool", "effect", "arguments", "why"):
         table.add_column(col, overflow="fold")
     for a in items:
-        table.add_row(
-            a.run_id, a.approval_id, a.kind, a.tool or "-", a.effect or "-", _args(a.args), a.reason
-        )
+        cells = (a.run_id, a.approval_id, a.kind, a.tool or "-", a.effect or "-", _args(a.args))
+        table.add_row(*(escape(c) for c in (*cells, a.reason)))
     return table
 
 
@@ -85,14 +133,15 @@ def print_result(console: Console, result: RunResult) -> None:
     r = result.run
     style = STATUS_STYLE.get(r.status, "")
     console.print(
-        f"Run [bold]{r.run_id}[/] ({r.workflow}, for {r.user_id}): [{style}]{r.status.value}[/]"
+        f"Run [bold]{escape(r.run_id)}[/] ({escape(r.workflow)}, for {escape(r.user_id)}): "
+        f"[{style}]{escape(r.outcome)}[/]"
     )
     if r.status is RunStatus.COMPLETED and r.output:
         console.print(r.output, markup=False, highlight=False)
     if r.status is RunStatus.FAILED and r.error:
-        console.print(f"[red]{r.error}[/]", highlight=False)
+        console.print(f"[red]{escape(r.error)}[/]", highlight=False)
     if r.status is RunStatus.PAUSED and r.next_steps:
-        console.print(f"Paused before: {', '.join(r.next_steps)}")
+        console.print(f"Paused before: {escape(', '.join(r.next_steps))}")
     if result.pending:
         console.print(approvals_table(result.pending))
     commands = next_commands(result)
@@ -120,5 +169,5 @@ def timeline(messages: list[AnyMessage]) -> Table:
             who, text = f"tool {m.name}", str(m.content)
         else:
             who, text = m.type, str(m.content)
-        table.add_row(str(i), who, text)
+        table.add_row(str(i), escape(who), escape(text))
     return table

@@ -11,12 +11,14 @@ from pydantic import BaseModel
 
 from controlroom.audit.keys import Signer, load_or_create_signer
 from controlroom.audit.log import AuditLog, log_path
+from controlroom.audit.policy_sets import keep_policy_set
 from controlroom.audit.recorder import RunAudit, WorkflowInfo, policy_set_hash
 from controlroom.audit.redact import Redactor, secrets_of_tool
 from controlroom.config import Settings
 from controlroom.errors import ControlroomError
 from controlroom.graphs.state import RunContext
 from controlroom.graphs.store import Approval, ApprovalStatus
+from controlroom.identity import Principal
 
 if TYPE_CHECKING:
     from controlroom.graphs.workflow import Workflow
@@ -37,11 +39,15 @@ class PlannedCall(Protocol):
     refusal: dict[str, Any] | None
     approval_id: str | None
     approval: dict[str, Any] | None
+    ledger: Any  # the effect ledger's entry when the call ran (or began) before a crash
 
 
-def record_decision(audit: RunAudit, item: Approval, *, source: str) -> None:
+def record_decision(
+    audit: RunAudit, item: Approval, *, source: str, approver: Principal | None = None
+) -> None:
     """Record a decided approval (once per approval id: a repeat is a no-op)."""
     audit.approval_decided(
+        approver=approver.model_dump(mode="json") if approver is not None else None,
         approval_id=item.approval_id,
         approved=item.status is ApprovalStatus.APPROVED,
         by=item.decided_by,
@@ -73,6 +79,15 @@ def record_request(ctx: RunContext, item: Approval, step_no: int, gate: Decision
 
 
 def _allowed_because(plan: PlannedCall, gate: Decision | None) -> str:
+    if plan.ledger is not None:
+        held = "result" if plan.ledger.status == "completed" else "start (it runs again)"
+        before = gate.reason if gate else ""
+        if plan.approval is not None:
+            before = f"approved by {plan.approval.get('by') or 'the approver'}"
+        return (
+            f"decided before a crash ({before}); the effect ledger holds its {held}, so the "
+            "gate is not asked again"
+        )
     if plan.approval is not None:
         edited = " with edited arguments" if plan.recheck is not None else ""
         return f"approved by {plan.approval.get('by') or 'the approver'}{edited}"
@@ -102,6 +117,7 @@ def record_final(ctx: RunContext, plan: PlannedCall, step_no: int, node: str) ->
         approval_id=plan.approval_id,
         approval=approval,
         recheck=plan.recheck is not None,
+        ledger=plan.ledger.status if plan.ledger is not None else None,
     )
 
 
@@ -146,6 +162,18 @@ class AuditFactory:
             for tool in workflow.tools.values():
                 audit.redactor.add_secrets(secrets_of_tool(tool))
         return audit
+
+    def keep_policies(self, gate: Any) -> None:
+        """Keep a copy of the policy set deciding a run, by its hash, for replays."""
+        bundle = getattr(gate, "bundle", None)
+        sources = getattr(bundle, "sources", None)
+        digest = getattr(bundle, "digest", None)
+        if not self.settings.audit or not isinstance(sources, dict) or not digest:
+            return
+        try:
+            keep_policy_set(self.settings.audit_path, str(digest), sources)
+        except OSError:  # a replay then decides with the folder's policies, if they match
+            return
 
     def config(self) -> dict[str, Any]:
         """The settings a run start records (nothing secret, no paths)."""

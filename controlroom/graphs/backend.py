@@ -4,6 +4,8 @@ Two backends, chosen by the settings:
 
 * **SQLite** (the default): ``checkpoints.sqlite`` and ``controlroom.sqlite`` in the project
   folder, one OS file lock per run under ``locks/``. Any number of processes on one machine.
+  Files are created owner-only; a damaged, emptied or newer file is refused in one
+  paragraph (:mod:`controlroom.graphs.state_files`).
 * **PostgreSQL** (``CONTROLROOM_DATABASE_URL``): LangGraph's Postgres checkpointer, the same
   store tables, and a session-level advisory lock per run (see
   :mod:`controlroom.graphs.store_postgres`). Processes on any number of machines; a worker
@@ -24,16 +26,41 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from controlroom.config import Settings
+from controlroom import faults
+from controlroom.config import Settings, ensure_home
 from controlroom.errors import ConfigError
+from controlroom.graphs import state_files
 from controlroom.graphs.locks import is_locked, run_lock
-from controlroom.graphs.store import Store
+from controlroom.graphs.store import RunStatus, Store
 from controlroom.graphs.supervision import CheckpointInfo
 
 
 def strict_serializer() -> JsonPlusSerializer:
     """Checkpoint serializer that only revives LangGraph's allow-listed safe types."""
     return JsonPlusSerializer(allowed_msgpack_modules=None)
+
+
+def with_crash_points(saver: BaseCheckpointSaver[Any]) -> BaseCheckpointSaver[Any]:
+    """Mark the checkpointer's crash windows for :mod:`controlroom.faults`.
+
+    With ``durability="sync"`` a finished node's writes are saved (``put_writes``) before
+    the step's next checkpoint (``put``); a process that dies in between leaves a step
+    that finished but is not yet part of any checkpoint. These points let tests die there.
+    """
+    put, put_writes = saver.put, saver.put_writes
+
+    def put_marked(*args: Any, **kwargs: Any) -> Any:
+        saved = put(*args, **kwargs)
+        faults.point("checkpoint.saved")
+        return saved
+
+    def put_writes_marked(*args: Any, **kwargs: Any) -> None:
+        put_writes(*args, **kwargs)
+        faults.point("checkpoint.writes")
+
+    saver.put = put_marked  # type: ignore[method-assign]
+    saver.put_writes = put_writes_marked  # type: ignore[method-assign]
+    return saver
 
 
 class Backend(ABC):
@@ -65,16 +92,27 @@ class SqliteBackend(Backend):
     kind = "sqlite"
 
     def __init__(self, settings: Settings) -> None:
-        settings.home.mkdir(parents=True, exist_ok=True)
+        ensure_home(settings.home)  # 0700; warns once about a folder others can reach
         self.settings = settings
         self.store = Store(settings.store_path)
-        self.conn = sqlite3.connect(settings.checkpoints_path, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA busy_timeout=10000")
-        saver = SqliteSaver(self.conn, serde=strict_serializer())
-        saver.setup()
-        self.checkpointer = saver
+        try:
+            opened = state_files.open_database(
+                settings.checkpoints_path,
+                state_files.CHECKPOINTS,
+                refuse=lambda o: state_files.emptied_checkpoints(o, self._started_runs),
+                check_same_thread=False,
+            )
+            self.conn: sqlite3.Connection = opened.conn
+            saver = SqliteSaver(self.conn, serde=strict_serializer())
+            saver.setup()
+        except BaseException:
+            self.store.close()
+            raise
+        self.checkpointer = with_crash_points(saver)
+
+    def _started_runs(self) -> int:
+        """Runs of the store that have (or had) checkpoints: every status but queued."""
+        return self.store.count_runs([s.value for s in RunStatus if s is not RunStatus.QUEUED])
 
     def run_lock(self, run_id: str) -> AbstractContextManager[None]:
         return run_lock(self.settings.locks_path, run_id)
@@ -91,7 +129,11 @@ class SqliteBackend(Backend):
 
 
 def open_backend(settings: Settings) -> Backend:
-    """The backend the settings name: PostgreSQL when a database URL is set, else SQLite."""
+    """The backend the settings name: PostgreSQL when a database URL is set, else SQLite.
+
+    Either way the project folder is made owner-only when it is new (it holds the audit
+    logs and keys), and one that others can reach is warned about once, on stderr."""
+    ensure_home(settings.home)
     if settings.backend == "postgres":
         try:
             from controlroom.graphs.store_postgres import PostgresBackend

@@ -3,7 +3,11 @@
 The tools node is where enforcement happens: every call is validated against its tool's
 schema and passes the gate before anything runs; calls that need a person are recorded
 as pending approvals (durably, one per call) before the run pauses; approved effects run
-once per idempotency key (run, step, call).
+once per idempotency key (run, step, call). The effect ledger is consulted before the gate:
+a call whose effect began or completed before a crash keeps the decision it ran under (the
+ledger holds it) and is not decided again, since the world the gate would look at now
+includes that effect. Every refused call is kept in the store, so a run's outcome never
+hides one.
 
 Audit hooks (``ctx.audit``): each model call is recorded after it returns; the approval
 request is recorded (synced) before the run pauses; a call's final decision, and the
@@ -27,13 +31,20 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import BaseModel
 
+from controlroom import faults
 from controlroom.agents.prompts import render
 from controlroom.errors import ToolArgumentsError
 from controlroom.graphs.audit_hooks import record_decision, record_final, record_request
 from controlroom.graphs.spec import ApprovalStep, ModelStep, ToolsStep
 from controlroom.graphs.state import RunContext, RunState
-from controlroom.graphs.store import Approval, ApprovalStatus
-from controlroom.tools.gate import Decision, Verdict
+from controlroom.graphs.store import (
+    Approval,
+    ApprovalStatus,
+    LedgerEntry,
+    Refusal,
+    RefusalStatus,
+)
+from controlroom.tools.gate import Decision, Verdict, deciding
 from controlroom.tools.spec import Effect, Tool, ToolContext
 
 Node = Callable[..., dict[str, Any]]
@@ -114,10 +125,58 @@ class _Plan(BaseModel):
     approval_id: str | None = None
     approval: dict[str, Any] | None = None  # the person's decision, when one was needed
     recheck: Decision | None = None  # the gate's answer for edited arguments
+    ledger: LedgerEntry | None = None  # the effect ledger's entry: it ran (or began) before
 
 
 def _refusal(plan: _Plan, status: str, reason: str, **extra: Any) -> dict[str, Any]:
     return {"status": status, "tool": plan.name, "reason": reason, **extra}
+
+
+def effect_key(run_id: str, step_no: int, call_id: str) -> str:
+    """The idempotency key of one call: (run, step, call)."""
+    return f"{run_id}:{step_no}:{call_id}"
+
+
+def _from_ledger(plan: _Plan, tool: Tool, entry: LedgerEntry) -> _Plan:
+    """A call whose effect the ledger already holds: it keeps the decision it ran under.
+
+    The gate is not asked again: the call was authorised (and written ahead) before its
+    effect began, and the world it would decide on now includes that effect (an invoice
+    it paid is "paid"). A ``started`` entry (killed inside the tool) runs again with the
+    same idempotency key and the same final arguments."""
+    recorded = entry.decision or {}
+    plan.ledger = entry
+    plan.args = tool.validate_args(recorded.get("args", plan.raw_args))
+    plan.decision = Decision(
+        verdict=Verdict(recorded.get("verdict", Verdict.ALLOW.value)),
+        reason=str(recorded.get("reason") or "authorised before a crash"),
+        policies=tuple(recorded.get("policies") or ()),
+        approvers=tuple(recorded.get("approvers") or ()),
+        policy_hash=recorded.get("policy_hash"),
+        facts=recorded.get("facts"),
+    )
+    plan.approval_id = recorded.get("approval_id")
+    plan.approval = recorded.get("approval")
+    plan.edited_by = recorded.get("edited_by")
+    return plan
+
+
+def _ledger_decision(plan: _Plan) -> dict[str, Any]:
+    """What the ledger keeps about the decision an effect runs under."""
+    gate = plan.recheck or plan.decision
+    assert plan.args is not None
+    return {
+        "verdict": gate.verdict.value if gate else Verdict.ALLOW.value,
+        "reason": gate.reason if gate else "",
+        "policies": list(gate.policies) if gate else [],
+        "approvers": list(gate.approvers) if gate else [],
+        "policy_hash": gate.policy_hash if gate else None,
+        "facts": gate.facts if gate else None,
+        "approval_id": plan.approval_id,
+        "approval": plan.approval,
+        "edited_by": plan.edited_by,
+        "args": plan.args.model_dump(mode="json"),
+    }
 
 
 def _plan_call(
@@ -133,12 +192,17 @@ def _plan_call(
         )
         return plan
     plan.tool = tool
+    if tool.effect is not Effect.READ:
+        entry = ctx.store.effect_entry(effect_key(ctx.run_id, step_no, call_id))
+        if entry is not None:
+            return _from_ledger(plan, tool, entry)
     try:
         plan.args = tool.validate_args(call["args"])
     except ToolArgumentsError as exc:
         plan.refusal = _refusal(plan, "invalid_arguments", exc.message)
         return plan
-    plan.decision = ctx.gate.decide(ctx.principal, tool, plan.args.model_dump(mode="json"))
+    with deciding(step_no, call_id, "plan"):
+        plan.decision = ctx.gate.decide(ctx.principal, tool, plan.args.model_dump(mode="json"))
     if plan.decision.verdict is Verdict.DENY:
         plan.refusal = _refusal(
             plan, "denied", plan.decision.reason, policies=list(plan.decision.policies)
@@ -212,7 +276,7 @@ def _execute(ctx: RunContext, plan: _Plan, step_no: int) -> tuple[Any, bool]:
     """Run the call (or return the ledger's result of an effect it already had)."""
     assert plan.tool is not None
     assert plan.args is not None
-    key = f"{ctx.run_id}:{step_no}:{plan.call_id}"
+    key = effect_key(ctx.run_id, step_no, plan.call_id)
     tool_ctx = ToolContext(
         principal=ctx.principal,
         run_id=ctx.run_id,
@@ -222,16 +286,43 @@ def _execute(ctx: RunContext, plan: _Plan, step_no: int) -> tuple[Any, bool]:
     )
     if plan.tool.effect is Effect.READ:
         return plan.tool.invoke(plan.args, tool_ctx), False
-    recorded = ctx.store.effect_result(key)
-    if recorded is not None and recorded[0] == "completed":
-        return recorded[1], True
-    ctx.store.effect_started(key, ctx.run_id, plan.tool.name)
+    entry = plan.ledger or ctx.store.effect_entry(key)
+    if entry is not None and entry.status == "completed":
+        return entry.result, True
+    if entry is None:
+        ctx.store.effect_started(key, ctx.run_id, plan.tool.name, _ledger_decision(plan))
     result = plan.tool.invoke(plan.args, tool_ctx)
+    faults.point("tool.returned")
     ctx.store.effect_completed(key, result)
     return result, False
 
 
-def _apply_decision(ctx: RunContext, plan: _Plan, decision: dict[str, Any]) -> None:
+def _record_outcome(ctx: RunContext, plan: _Plan, step_no: int, node: str) -> None:
+    """Keep the run's list of refused calls (what `runs` and `show` report) current."""
+    refusal = plan.refusal
+    if refusal is None:
+        ctx.store.clear_refusal(ctx.run_id, step_no, plan.call_id)
+        return
+    status = str(refusal.get("status"))
+    if status not in {s.value for s in RefusalStatus}:
+        return
+    ctx.store.record_refusal(
+        Refusal(
+            run_id=ctx.run_id,
+            step=step_no,
+            call_id=plan.call_id,
+            node=node,
+            tool=plan.name,
+            status=RefusalStatus(status),
+            reason=str(refusal.get("reason") or ""),
+            decided_by=refusal.get("by") if status == RefusalStatus.REJECTED else None,
+            policies=list(refusal.get("policies") or []),
+            approval_id=plan.approval_id,
+        )
+    )
+
+
+def _apply_decision(ctx: RunContext, plan: _Plan, decision: dict[str, Any], step_no: int) -> None:
     plan.approval = decision
     if not decision.get("approved"):
         plan.refusal = _refusal(
@@ -250,7 +341,8 @@ def _apply_decision(ctx: RunContext, plan: _Plan, decision: dict[str, Any]) -> N
     except ToolArgumentsError as exc:
         plan.refusal = _refusal(plan, "invalid_arguments", exc.message)
         return
-    recheck = ctx.gate.decide(ctx.principal, plan.tool, plan.args.model_dump(mode="json"))
+    with deciding(step_no, plan.call_id, "recheck"):
+        recheck = ctx.gate.decide(ctx.principal, plan.tool, plan.args.model_dump(mode="json"))
     plan.recheck = recheck
     if recheck.verdict is Verdict.DENY:
         plan.refusal = _refusal(plan, "denied", recheck.reason, policies=list(recheck.policies))
@@ -295,6 +387,7 @@ def make_tools_node(step: ToolsStep) -> Node:
             p
             for p in plans
             if p.refusal is None
+            and p.ledger is None
             and p.decision
             and (p.decision.verdict is Verdict.APPROVE or p.call_id in recorded)
         ]
@@ -329,10 +422,11 @@ def make_tools_node(step: ToolsStep) -> Node:
                 if p.approval_id in decisions:  # a crash may have lost its record: write it
                     stored = ctx.store.get_approval(ctx.run_id, p.approval_id)
                     record_decision(ctx.audit, stored, source="recovered by the tools node")
-                _apply_decision(ctx, p, decisions.get(p.approval_id, {"approved": False}))
+                _apply_decision(ctx, p, decisions.get(p.approval_id, {"approved": False}), step_no)
         out: list[ToolMessage] = []
         for p in plans:
             record_final(ctx, p, step_no, step.id)
+            _record_outcome(ctx, p, step_no, step.id)
             if p.refusal is not None:
                 out.append(
                     ToolMessage(

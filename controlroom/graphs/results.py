@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from controlroom.graphs.store import Approval, RunRecord, RunStatus
+from controlroom.graphs.store import Approval, Refusal, RunRecord, RunStatus
 
 
 class RunResult(BaseModel):
-    """Where a run stands after a call: its record, what waits, the final output."""
+    """Where a run stands after a call: its record, what waits, the final output, and
+    every tool call of the run that was denied or rejected (never hidden by "completed")."""
 
     run: RunRecord
     pending: list[Approval] = Field(default_factory=list)
     paused_at: str | None = None  # why a paused run paused: a step, a breakpoint, a stop
+    refused: list[Refusal] = Field(default_factory=list)  # denied, rejected, invalid calls
 
     @property
     def run_id(self) -> str:

@@ -28,8 +28,9 @@ from langgraph.types import Command, StateSnapshot
 from controlroom.agents.models import resolve_model
 from controlroom.audit.recorder import RunAudit
 from controlroom.audit.replay import ReplayReport
-from controlroom.config import Settings, using_home
+from controlroom.config import Settings, ensure_home, using_home
 from controlroom.errors import (
+    ConfigError,
     ControlroomError,
     RunBusyError,
     RunStateError,
@@ -47,6 +48,7 @@ from controlroom.graphs.state import ApproveMode, RunContext, RunState
 from controlroom.graphs.store import (
     Approval,
     ApprovalStatus,
+    Refusal,
     RunRecord,
     RunStatus,
     Store,
@@ -66,7 +68,7 @@ from controlroom.graphs.supervision import (
 from controlroom.graphs.workflow import PYTHON_OBJECT, Workflow, load_workflow
 from controlroom.identity import Directory, Principal
 from controlroom.retrieval import DocumentStore, Retriever, document_policies, open_store
-from controlroom.tools.gate import Decision, DeclaredGate, Gate, Verdict
+from controlroom.tools.gate import Decision, DeclaredGate, Gate, Verdict, deciding
 from controlroom.tools.policy import PolicyGate, project_gate
 
 CompiledGraph = CompiledStateGraph[RunState, RunContext, RunState, RunState]
@@ -79,6 +81,25 @@ def _answered(graph_input: Any) -> list[str]:
     if not isinstance(resume, dict):
         return []
     return [aid for answers in resume.values() if isinstance(answers, dict) for aid in answers]
+
+
+def _check_text(text: str, what: str) -> None:
+    """Text a run stores and records must be encodable (no lone surrogates, which is what
+    undecodable bytes become in Python); refused before anything is stored."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigError(
+            f"{what} is not valid UTF-8 text (character {exc.start + 1} is U+"
+            f"{ord(text[exc.start]):04X}, an undecodable byte); nothing was stored. Pass "
+            "text decoded as UTF-8."
+        ) from None
+
+
+def _call_of(item: Approval) -> tuple[int, str]:
+    """The (step, call id) of a tool call's approval item (its id is ``a<step>-<n>``)."""
+    step = item.approval_id[1:].split("-", 1)[0]
+    return (int(step) if step.isdigit() else -1), item.call_id or ""
 
 
 def _first_state(text: str) -> RunState:
@@ -103,7 +124,7 @@ class Runner:
         if home is not None:
             settings = settings.model_copy(update={"home": Path(home)})
         self.settings = settings
-        settings.home.mkdir(parents=True, exist_ok=True)
+        ensure_home(settings.home)  # 0700; an existing folder others can reach is warned of
         # Store, checkpointer and run locks: SQLite files in the project folder, or
         # PostgreSQL when CONTROLROOM_DATABASE_URL is set (controlroom.graphs.backend).
         self.backend = open_backend(settings)
@@ -119,7 +140,11 @@ class Runner:
         self._documents = documents  # the document store, opened on first retrieval
         self._retrievers: dict[str, Retriever] = {}
         self._graphs: dict[str, CompiledGraph] = {}
-        self._known: dict[str, Workflow] = {}
+        # The workflow object each run started (or was resumed) with in this process, and
+        # the Python-built workflows registered for runs started elsewhere (by digest; two
+        # distinct objects with one digest are ambiguous, and never guessed between).
+        self._bound: dict[str, Workflow] = {}
+        self._registered: dict[str, list[Workflow]] = {}
         self._audits = AuditFactory(settings)
         self._breakpoints: dict[str, Breakpoints] = {}
         self._watchers: list[Watcher] = []
@@ -173,7 +198,7 @@ class Runner:
         return get
 
     def _graph(self, workflow: Workflow) -> CompiledGraph:
-        key = workflow.digest
+        key = workflow.spec_digest  # the graph depends on the spec only, tools come per run
         if key not in self._graphs:
             self._graphs[key] = to_state_graph(workflow.spec).compile(
                 checkpointer=self.checkpointer
@@ -187,8 +212,24 @@ class Runner:
         return {"configurable": {"thread_id": run_id}, "recursion_limit": MAX_STEPS_PER_CALL}
 
     def register(self, workflow: Workflow) -> Workflow:
-        """Make a Python-built workflow known, so runs of it can be resumed by id here."""
-        self._known[workflow.digest] = workflow
+        """Make a Python-built workflow known, so runs of it started by another process (or
+        another runner) can be resumed, approved and replayed here by id.
+
+        Runs are matched by the workflow's digest, which covers its spec, its tools'
+        schemas and what each tool is bound to (:meth:`controlroom.Tool.identity`). Should
+        two different objects with one digest be registered, their runs are refused rather
+        than resumed with either: pass ``workflow=`` to say which one. Workflows loaded
+        from a file or module reference need no registration (they are loaded again)."""
+        if workflow.ref == PYTHON_OBJECT:
+            known = self._registered.setdefault(workflow.digest, [])
+            if not any(w is workflow for w in known):
+                known.append(workflow)
+        return workflow
+
+    def _bind(self, run_id: str, workflow: Workflow) -> Workflow:
+        """This process continues ``run_id`` with exactly this workflow object."""
+        if workflow.ref == PYTHON_OBJECT:
+            self._bound[run_id] = workflow
         return workflow
 
     # reading -----------------------------------------------------------------------
@@ -200,10 +241,37 @@ class Runner:
     def get_run(self, run_id: str) -> RunRecord:
         return self._live(self.store.get_run(run_id))
 
-    def list_runs(self, status: RunStatus | None = None, *, limit: int = 200) -> list[RunRecord]:
-        """Runs, newest first (at most ``limit``)."""
-        records = [self._live(r) for r in self.store.list_runs(limit=limit)]
-        return [r for r in records if status is None or r.status is status]
+    # "running" and "interrupted" are told apart by the run lock, not by the stored status
+    _LIVE = (RunStatus.RUNNING, RunStatus.INTERRUPTED)
+
+    def list_runs(
+        self, status: RunStatus | None = None, *, limit: int | None = 200, offset: int = 0
+    ) -> list[RunRecord]:
+        """Runs with ``status`` (all: None), newest first: ``limit`` of them (None: all)
+        after skipping ``offset``. Filtered and paged in the store, so an old waiting run
+        is found however many runs came after it."""
+        if status not in self._LIVE:
+            stored = self.store.list_runs(status.value if status else None, limit, offset)
+            return [self._live(r) for r in stored]
+        # A live status: the store's "running" rows are running or interrupted; read them
+        # in pages and keep those whose lock says so.
+        wanted = (limit if limit is not None else 1 << 62) + max(0, offset)
+        found: list[RunRecord] = []
+        at, page = 0, max(50, min(wanted, 1000))
+        statuses = [s.value for s in self._LIVE]
+        while len(found) < wanted:
+            rows = self.store.list_runs(statuses, page, at)
+            found.extend(r for r in map(self._live, rows) if r.status is status)
+            if len(rows) < page:
+                break
+            at += page
+        return found[max(0, offset) : wanted]
+
+    def count_runs(self, status: RunStatus | None = None) -> int:
+        """How many runs have ``status`` (all: None)."""
+        if status not in self._LIVE:
+            return self.store.count_runs(status.value if status else None)
+        return len(self.list_runs(status, limit=None))
 
     def approvals(self, run_id: str | None = None) -> list[Approval]:
         """Pending approval items, oldest first (of one run, or of all runs)."""
@@ -235,15 +303,20 @@ class Runner:
         *,
         workflow: str | Path | Workflow | None = None,
         unverified: bool = False,
+        redecide: bool = False,
     ) -> ReplayReport:
         """Re-execute a recorded run from its audit log, with no model and no tool effects,
-        and compare every decision and tool call with the record (see
+        and compare every decision and tool call with the record; with ``redecide``, also
+        report where today's policies and data would decide differently (see
         :func:`controlroom.graphs.replay.replay_run`)."""
         from controlroom.graphs.replay import replay_run
 
         record = self.store.get_run(run_id)
-        known = self._known.get(record.workflow_hash)
-        return replay_run(self, record.run_id, workflow=workflow or known, unverified=unverified)
+        if workflow is None and record.workflow_ref == PYTHON_OBJECT:
+            workflow = self._workflow_for(record, None, allow_changed=False)
+        return replay_run(
+            self, record.run_id, workflow=workflow, unverified=unverified, redecide=redecide
+        )
 
     # executing ---------------------------------------------------------------------
     def start(
@@ -264,6 +337,7 @@ class Runner:
         wf = self.register(load_workflow(workflow))
         principal = self.principal(user)
         run_id = "r" + uuid.uuid4().hex[:11]
+        self._bind(run_id, wf)
         if breakpoints:
             self._breakpoints[run_id] = breakpoints
         self._new_run(
@@ -303,6 +377,7 @@ class Runner:
             if existing is not None:
                 return existing
         run_id = run_id or "r" + uuid.uuid4().hex[:11]
+        self._bind(run_id, wf)
         return self._new_run(
             wf,
             principal,
@@ -324,6 +399,7 @@ class Runner:
         run_id: str,
         status: RunStatus,
     ) -> RunRecord:
+        _check_text(input, "The run's input")
         model_spec = model or wf.spec.model or self.settings.model
         self._model_getter(wf)(model_spec)  # a missing model fails before the run exists
         audit = self._audits.for_run(run_id, wf)  # a bad audit key fails before the run exists
@@ -379,13 +455,17 @@ class Runner:
                     for approval_id in intr.value["approvals"]:
                         item = self.store.get_approval(record.run_id, approval_id)
                         if item.status is ApprovalStatus.PENDING:
-                            return self._settle(record.run_id, snapshot)
+                            return self._settle_waiting(record, snapshot)
                         decided[approval_id] = decision_payload(item)
                     resume[intr.id] = decided
                 return self._drive(record.run_id, wf, principal, Command(resume=resume), step=step)
-            if snapshot.next:
+            if snapshot.next or snapshot.tasks:
+                # Steps are left to run; or a step finished and saved its writes but the
+                # process died before LangGraph saved the next checkpoint (next is empty
+                # then, the finished task still holds its writes): LangGraph applies the
+                # saved writes and goes on from there.
                 return self._drive(record.run_id, wf, principal, None, step=step)
-            return self._settle(record.run_id, snapshot)
+            return self._settle_after_crash(record, snapshot)
 
     def step(self, run_id: str, *, workflow: str | Path | Workflow | None = None) -> RunResult:
         """Run exactly one step of a run and pause."""
@@ -410,6 +490,10 @@ class Runner:
         item = self.store.get_approval(record.run_id, approval_id)
         approver = self.principal(by)
         ensure_pending(item)
+        if reason is not None:
+            _check_text(reason, "The reason")
+        if resume:
+            self._ensure_resumable(record, item)
         requester = self.principal(record.user_id)
         needs = Decision(
             verdict=Verdict.APPROVE,
@@ -425,7 +509,7 @@ class Runner:
             checked = tool.validate_args(args)
             args = checked.model_dump(mode="json")
             gate = wf.gate or self.gate
-            with using_home(self.settings.home):
+            with using_home(self.settings.home), deciding(*_call_of(item), "edit"):
                 verdict = gate.decide(requester, tool, args)
             if verdict.verdict is Verdict.DENY:
                 raise ToolError(
@@ -443,7 +527,7 @@ class Runner:
             edited_args=args,
             reason=reason,
         )
-        self._record_decision(record, decided)
+        self._record_decision(record, decided, approver)
         return self._after_decision(record.run_id, resume)
 
     def reject(
@@ -452,10 +536,13 @@ class Runner:
         """Reject one pending item; the model is told the approver's reason."""
         if not reason.strip():
             raise ToolError("A rejection needs a reason: the agent and the audit are told it.")
+        _check_text(reason, "The reason")
         record = self.store.get_run(run_id)
         item = self.store.get_approval(record.run_id, approval_id)
         approver = self.principal(by)
         ensure_pending(item)
+        if resume:
+            self._ensure_resumable(record, item)
         needs = Decision(
             verdict=Verdict.APPROVE,
             reason=item.reason,
@@ -466,8 +553,21 @@ class Runner:
         decided = self.store.decide(
             record.run_id, approval_id, approved=False, by=approver.id, reason=reason
         )
-        self._record_decision(record, decided)
+        self._record_decision(record, decided, approver)
         return self._after_decision(record.run_id, resume)
+
+    def refusals(self, run_id: str) -> list[Refusal]:
+        """The run's tool calls that were not executed: denied by the gate, rejected by a
+        person, or refused for arguments that did not fit the tool, with the reasons."""
+        return self.store.list_refusals(self.store.get_run(run_id).run_id)
+
+    def _result(self, run_id: str, *, pending: bool = True) -> RunResult:
+        record = self.get_run(run_id)
+        return RunResult(
+            run=record,
+            pending=self.store.list_approvals(run_id=run_id) if pending else [],
+            refused=self.store.list_refusals(run_id) if record.refused_calls else [],
+        )
 
     # supervising -------------------------------------------------------------------
     def set_breakpoints(self, run_id: str, breakpoints: Breakpoints | None) -> Breakpoints:
@@ -558,16 +658,32 @@ class Runner:
         )
 
     # internals ---------------------------------------------------------------------
-    def _record_decision(self, record: RunRecord, item: Approval) -> None:
+    def _record_decision(self, record: RunRecord, item: Approval, approver: Principal) -> None:
         """Record a person's decision (synced), and sign: this process may stop here."""
         try:  # the workflow's tools name secrets to keep out of the record
             wf: Workflow | None = self._workflow_for(record, None, allow_changed=True)
         except ControlroomError:
             wf = None
         audit = self._audits.for_run(item.run_id, wf)
-        record_decision(audit, item, source="decision")
+        record_decision(audit, item, source="decision", approver=approver)
         audit.checkpoint("decision")
         audit.close()
+
+    def _ensure_resumable(self, record: RunRecord, item: Approval) -> None:
+        """Before the last pending item is decided with ``resume``: the run's workflow must
+        be at hand here, or nothing is recorded (the decision is not left half-done)."""
+        others = [a for a in self.store.list_approvals(run_id=record.run_id) if a != item]
+        if others:
+            return  # the run will not continue yet
+        try:
+            self._workflow_for(record, None, allow_changed=False)
+        except RunStateError as exc:
+            raise RunStateError(
+                f"{exc.message} Nothing was recorded. To record the decision without "
+                "continuing the run here, decide with resume=False (--no-resume); a process "
+                "that has the workflow continues it.",
+                title=exc.title,
+            ) from None
 
     def _after_decision(self, run_id: str, resume: bool) -> RunResult:
         if resume and not self.store.list_approvals(run_id=run_id):
@@ -577,22 +693,18 @@ class Runner:
                 record = self.get_run(run_id)
                 if record.status not in (RunStatus.COMPLETED, RunStatus.FAILED):
                     record = record.model_copy(update={"status": RunStatus.RUNNING})
-                return RunResult(run=record, pending=[])
-        return RunResult(run=self.get_run(run_id), pending=self.store.list_approvals(run_id=run_id))
+                return RunResult(run=record, pending=[], refused=self.refusals(run_id))
+        return self._result(run_id)
 
     def _workflow_for(
         self, record: RunRecord, workflow: str | Path | Workflow | None, *, allow_changed: bool
     ) -> Workflow:
         if workflow is None:
+            bound = self._bound.get(record.run_id)
+            if bound is not None:
+                return bound
             if record.workflow_ref == PYTHON_OBJECT:
-                if record.workflow_hash in self._known:
-                    return self._known[record.workflow_hash]
-                raise RunStateError(
-                    f"Run {record.run_id} was started from a Workflow object, not a file or "
-                    "module reference, so this process cannot reload it. Call "
-                    "runner.register(workflow) (or pass workflow=...) first, or define the "
-                    "workflow in a file or module."
-                )
+                return self._bind(record.run_id, self._registered_for(record))
             workflow = record.workflow_ref
         wf = self.register(load_workflow(workflow))
         if wf.digest != record.workflow_hash and not allow_changed:
@@ -602,7 +714,35 @@ class Runner:
                 "could take different decisions; pass --allow-changed (allow_changed=True) "
                 "if that is intended."
             )
-        return wf
+        return self._bind(record.run_id, wf)
+
+    def _registered_for(self, record: RunRecord) -> Workflow:
+        """The one registered Python-built workflow a run was started with, or an error."""
+        candidates = self._registered.get(record.workflow_hash, [])
+        if len(candidates) == 1:
+            return candidates[0]
+        if candidates:
+            raise RunStateError(
+                f"Run {record.run_id} was started from a Workflow object, and {len(candidates)} "
+                "different workflow objects registered here have its digest (the same spec, "
+                "tools and tool configuration as far as controlroom can see), so it cannot "
+                "tell which one the run belongs to and will not guess. Pass workflow=... to "
+                "resume, approve or replay it with the right one.",
+                title="Ambiguous workflow",
+            )
+        names = sorted({w.name for known in self._registered.values() for w in known})
+        also = (
+            f" Registered here: {', '.join(names)} (a different spec, tool or tool "
+            "configuration changes the digest)."
+            if names
+            else ""
+        )
+        raise RunStateError(
+            f"Run {record.run_id} was started from a Workflow object, not a file or module "
+            "reference, so this process cannot reload it. Call runner.register(workflow) "
+            "with the workflow it was started with (or pass workflow=...) first, or define "
+            f"the workflow in a file or module.{also}"
+        )
 
     def _drive(
         self,
@@ -616,6 +756,7 @@ class Runner:
     ) -> RunResult:
         record = self.store.get_run(run_id)
         audit = self._audits.for_run(run_id, wf)
+        self._audits.keep_policies(wf.gate or self.gate)  # what a replay decides with
         if not fresh:  # a new run was inserted as running already
             self.store.update_run(run_id, status=RunStatus.RUNNING, error=None)
             answered = _answered(graph_input)
@@ -660,14 +801,14 @@ class Runner:
         except Exception as exc:
             return self._fail(run_id, graph, f"{type(exc).__name__}: {exc}")
         except BaseException:
-            self.store.update_run(run_id, status=RunStatus.INTERRUPTED)
             record_stop(audit, "interrupted", output=None, error=None, next_steps=[], pending=[])
+            self.store.update_run(run_id, status=RunStatus.INTERRUPTED)
             raise
-        result = self._settle(run_id, graph.get_state(config))
+        result = self._settle(run_id, graph.get_state(config), audit)
         if result.status is RunStatus.PAUSED:
             result.paused_at = paused_at
         self._tell(RunEvent(run_id=run_id, kind="stopped", text=result.status.value))
-        return self._stopped(audit, result)
+        return result
 
     def _stream(
         self,
@@ -723,34 +864,66 @@ class Runner:
                 close()
         return None
 
-    @staticmethod
-    def _stopped(audit: RunAudit, result: RunResult) -> RunResult:
-        run = result.run
-        record_stop(
-            audit,
-            run.status.value,
-            output=run.output,
-            error=run.error,
-            next_steps=run.next_steps,
-            pending=[a.approval_id for a in result.pending],
-        )
-        return result
-
     def _fail(self, run_id: str, graph: CompiledGraph, error: str) -> RunResult:
-        snapshot = graph.get_state(self._config(run_id))
-        self.store.update_run(
-            run_id, status=RunStatus.FAILED, error=error, next_steps=list(snapshot.next)
-        )
+        next_steps = list(graph.get_state(self._config(run_id)).next)
         audit = self._audits.for_run(run_id)
-        return self._stopped(audit, RunResult(run=self.get_run(run_id), pending=[]))
+        # The log first, then the store: a crash in between leaves a run that is not yet
+        # "failed", which the next resume settles (and records) again.
+        record_stop(audit, "failed", output=None, error=error, next_steps=next_steps, pending=[])
+        self.store.update_run(run_id, status=RunStatus.FAILED, error=error, next_steps=next_steps)
+        return self._result(run_id, pending=False)
 
-    def _settle(self, run_id: str, snapshot: StateSnapshot) -> RunResult:
+    def _settle_after_crash(self, record: RunRecord, snapshot: StateSnapshot) -> RunResult:
+        """A resume with nothing left to run: the graph reached its end, and the process
+        that drove it may have died before it said so (then the run's end is recorded)."""
+        if record.status is RunStatus.COMPLETED or not self._at_end(snapshot):
+            return self._settle(record.run_id, snapshot)
+        audit = self._audits.for_run(record.run_id, self._bound.get(record.run_id))
+        audit.run_resumed(step_mode=False, answered=[])
+        return self._settle(record.run_id, snapshot, audit)
+
+    def _settle_waiting(self, record: RunRecord, snapshot: StateSnapshot) -> RunResult:
+        """A resume of a run that still waits for a person: nothing runs. A process that
+        died after the run began to wait, before it said so, has that recorded now."""
+        if record.status is RunStatus.WAITING:
+            return self._settle(record.run_id, snapshot)
+        audit = self._audits.for_run(record.run_id, self._bound.get(record.run_id))
+        audit.run_resumed(step_mode=False, answered=[])
+        return self._settle(record.run_id, snapshot, audit)
+
+    @staticmethod
+    def _at_end(snapshot: StateSnapshot) -> bool:
+        """Whether the graph reached END: nothing to run, no step's writes left to apply,
+        no question waiting. Only then is a run completed."""
+        return not (snapshot.interrupts or snapshot.next or snapshot.tasks)
+
+    def _settle(
+        self, run_id: str, snapshot: StateSnapshot, audit: RunAudit | None = None
+    ) -> RunResult:
+        """Record where the run stands: in its audit log (when ``audit`` is given: the
+        process stops driving it here), then in the store. In that order, so a crash in
+        between leaves the store saying "running" (shown as interrupted), and the next
+        resume settles it again: the store never says "completed" for a run whose log
+        lacks its end."""
         if snapshot.interrupts:
             status = RunStatus.WAITING
-        elif snapshot.next:
+        elif not self._at_end(snapshot):
+            # Not at its end: a completed run is one whose graph reached END, never one
+            # whose last step's writes wait to be applied.
             status = RunStatus.PAUSED
         else:
             status = RunStatus.COMPLETED
         output = snapshot.values.get("output") if status is RunStatus.COMPLETED else None
-        self.store.update_run(run_id, status=status, output=output, next_steps=list(snapshot.next))
-        return RunResult(run=self.get_run(run_id), pending=self.store.list_approvals(run_id=run_id))
+        next_steps = list(snapshot.next)
+        if audit is not None:
+            pending = [a.approval_id for a in self.store.list_approvals(run_id=run_id)]
+            record_stop(
+                audit,
+                status.value,
+                output=output,
+                error=None,
+                next_steps=next_steps,
+                pending=pending,
+            )
+        self.store.update_run(run_id, status=status, output=output, next_steps=next_steps)
+        return self._result(run_id)

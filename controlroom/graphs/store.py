@@ -17,10 +17,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
+from controlroom import faults
 from controlroom.errors import ApprovalDecidedError, ApprovalNotFoundError, RunNotFoundError
 
 _SCHEMA = """
@@ -90,7 +91,22 @@ CREATE TABLE IF NOT EXISTS effects (
     status TEXT NOT NULL,
     result TEXT,
     started_at TEXT NOT NULL,
-    completed_at TEXT
+    completed_at TEXT,
+    decision TEXT
+);
+CREATE TABLE IF NOT EXISTS refusals (
+    run_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    call_id TEXT NOT NULL,
+    node TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    decided_by TEXT,
+    policies TEXT NOT NULL DEFAULT '[]',
+    approval_id TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, step, call_id)
 );
 """
 
@@ -134,7 +150,47 @@ class RunRecord(BaseModel):
     parent_checkpoint: str | None = None  # the origin's checkpoint it was forked from
     created_at: str
     updated_at: str
+    # derived by the store's queries, never stored in the runs table
+    DERIVED: ClassVar[set[str]] = {"pending_approvals", "denied_calls", "rejected_calls"}
     pending_approvals: int = 0
+    denied_calls: int = 0  # tool calls the gate refused (never executed)
+    rejected_calls: int = 0  # tool calls a person rejected (never executed)
+
+    @property
+    def refused_calls(self) -> int:
+        return self.denied_calls + self.rejected_calls
+
+    @property
+    def outcome(self) -> str:
+        """The status as people read it: ``completed with 2 denied call(s)``."""
+        parts = []
+        if self.denied_calls:
+            parts.append(f"{self.denied_calls} denied call(s)")
+        if self.rejected_calls:
+            parts.append(f"{self.rejected_calls} rejected call(s)")
+        return self.status.value + (f" with {' and '.join(parts)}" if parts else "")
+
+
+class RefusalStatus(StrEnum):
+    DENIED = "denied"  # by the gate (a policy, or no such tool)
+    REJECTED = "rejected"  # by a person
+    INVALID_ARGUMENTS = "invalid_arguments"  # the model's arguments did not fit the schema
+
+
+class Refusal(BaseModel):
+    """A tool call of a run that was not executed, and why (stable JSON for scripts)."""
+
+    run_id: str
+    step: int
+    call_id: str
+    node: str
+    tool: str
+    status: RefusalStatus
+    reason: str
+    decided_by: str | None = None  # the rejecting person; None for the gate
+    policies: list[str] = Field(default_factory=list)
+    approval_id: str | None = None
+    created_at: str = Field(default_factory=now)
 
 
 class Approval(BaseModel):
@@ -158,6 +214,21 @@ class Approval(BaseModel):
     approvers: list[str] = Field(default_factory=list)  # roles one of which must decide
     policies: list[str] = Field(default_factory=list)  # the rules that asked for approval
     created_at: str = Field(default_factory=now)
+
+
+_NO_LIMIT = 1 << 62  # "every row", in a LIMIT both SQLite and PostgreSQL accept
+_REFUSAL_KEY = frozenset({"run_id", "step", "call_id", "created_at"})
+
+
+class LedgerEntry(BaseModel):
+    """One entry of the effect ledger: a side-effecting call, keyed by (run, step, call)."""
+
+    key: str
+    run_id: str
+    tool: str
+    status: str  # "started" (it may or may not have happened) | "completed"
+    result: Any = None
+    decision: dict[str, Any] | None = None  # the final decision that authorised it
 
 
 class BatchItem(BaseModel):
@@ -186,27 +257,52 @@ class Store:
     """Thread-safe access to the project's SQLite store."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # A damaged, emptied or newer file is refused in one paragraph (never a traceback,
+        # never silently re-created beside the audit logs of its runs); a new file is 0600.
+        from controlroom.graphs import state_files
+
         self.path = path
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        audit_dir = path.parent / "audit"
+
+        def refuse(opened: state_files.Opened) -> Exception | None:
+            version = state_files.schema_version(opened.conn)
+            if version > self.SCHEMA_VERSION:
+                return state_files.newer(path, state_files.STORE, version, self.SCHEMA_VERSION)
+            return state_files.emptied_store(opened, audit_dir)
+
+        opened = state_files.open_database(
+            path, state_files.STORE, refuse=refuse, check_same_thread=False, isolation_level=None
+        )
+        self._conn: sqlite3.Connection = opened.conn
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA busy_timeout=10000")
-        self._conn.executescript(_SCHEMA)
-        self._migrate()
+        try:
+            self._conn.executescript(_SCHEMA)
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
 
     def _migrate(self) -> None:
-        """Bring a project folder made by an earlier version up to this schema."""
+        """Bring a project folder made by an earlier version up to this schema, and record
+        the schema version (``PRAGMA user_version``; 0: made before versions were kept)."""
         with self._lock:
+            version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
             columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(runs)")}
             if "parent_checkpoint" not in columns:  # forks (time travel), added in 0.2
-                try:
-                    self._conn.execute("ALTER TABLE runs ADD COLUMN parent_checkpoint TEXT")
-                except sqlite3.OperationalError as exc:  # another process migrated first
-                    if "duplicate column" not in str(exc):
-                        raise
+                self._add_column("runs", "parent_checkpoint TEXT")
+            effects = {r["name"] for r in self._conn.execute("PRAGMA table_info(effects)")}
+            if "decision" not in effects:  # the decision that authorised an effect, 0.3
+                self._add_column("effects", "decision TEXT")
+            if version < self.SCHEMA_VERSION:
+                self._conn.execute(f"PRAGMA user_version = {int(self.SCHEMA_VERSION)}")
+
+    def _add_column(self, table: str, definition: str) -> None:
+        try:
+            self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {definition}")
+        except sqlite3.OperationalError as exc:  # another process migrated first
+            if "duplicate column" not in str(exc):
+                raise
 
     def close(self) -> None:
         self._conn.close()
@@ -229,7 +325,7 @@ class Store:
 
     # runs ------------------------------------------------------------------------
     def insert_run(self, record: RunRecord) -> None:
-        data = record.model_dump(mode="json", exclude={"pending_approvals"})
+        data = record.model_dump(mode="json", exclude=RunRecord.DERIVED)
         data["next_steps"] = json.dumps(data["next_steps"])
         cols = ", ".join(data)
         marks = ", ".join(f":{k}" for k in data)
@@ -247,6 +343,7 @@ class Store:
             c.execute(
                 f"UPDATE runs SET {sets} WHERE run_id = :run_id", {**fields, "run_id": run_id}
             )
+        faults.point("store.run")
 
     def _run_from_row(self, row: sqlite3.Row) -> RunRecord:
         data = dict(row)
@@ -255,7 +352,11 @@ class Store:
 
     _RUN_QUERY = (
         "SELECT runs.*, (SELECT COUNT(*) FROM approvals a WHERE a.run_id = runs.run_id "
-        "AND a.status = 'pending') AS pending_approvals FROM runs"
+        "AND a.status = 'pending') AS pending_approvals, "
+        "(SELECT COUNT(*) FROM refusals f WHERE f.run_id = runs.run_id "
+        "AND f.status = 'denied') AS denied_calls, "
+        "(SELECT COUNT(*) FROM refusals f WHERE f.run_id = runs.run_id "
+        "AND f.status = 'rejected') AS rejected_calls FROM runs"
     )
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -275,16 +376,34 @@ class Store:
             "lives in another one."
         )
 
-    def list_runs(self, status: str | None = None, limit: int = 200) -> list[RunRecord]:
-        query = self._RUN_QUERY
-        params: tuple[Any, ...] = ()
-        if status:
-            query += " WHERE status = ?"
-            params = (status,)
-        query += " ORDER BY created_at DESC, run_id LIMIT ?"
+    @staticmethod
+    def _status_filter(statuses: list[str] | None) -> tuple[str, tuple[Any, ...]]:
+        if not statuses:
+            return "", ()
+        marks = ", ".join("?" for _ in statuses)
+        return f" WHERE status IN ({marks})", tuple(statuses)
+
+    def list_runs(
+        self, status: str | list[str] | None = None, limit: int | None = 200, offset: int = 0
+    ) -> list[RunRecord]:
+        """Runs with one of these stored statuses (all: None), newest first, one page
+        (``limit`` None: every run from ``offset`` on)."""
+        statuses = [status] if isinstance(status, str) else status
+        where, params = self._status_filter(statuses)
+        query = f"{self._RUN_QUERY}{where} ORDER BY created_at DESC, run_id"
+        query += " LIMIT ? OFFSET ?"
+        page = (_NO_LIMIT if limit is None else max(0, limit), max(0, offset))
         with self._lock:
-            rows = self._conn.execute(query, (*params, limit)).fetchall()
+            rows = self._conn.execute(query, (*params, *page)).fetchall()
         return [self._run_from_row(r) for r in rows]
+
+    def count_runs(self, status: str | list[str] | None = None) -> int:
+        """How many runs have one of these stored statuses (all: None)."""
+        statuses = [status] if isinstance(status, str) else status
+        where, params = self._status_filter(statuses)
+        with self._lock:
+            row = self._conn.execute(f"SELECT COUNT(*) AS n FROM runs{where}", params).fetchone()
+        return int(row["n"]) if row is not None else 0
 
     # approvals ---------------------------------------------------------------------
     def add_approvals(self, items: list[Approval]) -> None:
@@ -299,6 +418,7 @@ class Store:
                 cols = ", ".join(data)
                 marks = ", ".join(f":{k}" for k in data)
                 c.execute(f"INSERT OR IGNORE INTO approvals ({cols}) VALUES ({marks})", data)
+        faults.point("approval.added")
 
     @staticmethod
     def _approval_from_row(row: sqlite3.Row) -> Approval:
@@ -377,6 +497,8 @@ class Store:
                 ),
             )
             changed = cur.rowcount
+        if changed:
+            faults.point("approval.decided")
         item = self.get_approval(run_id, approval_id)
         if changed == 0:
             raise ApprovalDecidedError(
@@ -385,25 +507,86 @@ class Store:
             )
         return item
 
+    # refused calls -----------------------------------------------------------------
+    def record_refusal(self, refusal: Refusal) -> None:
+        """Record a call that was not executed (a re-executed step records it again)."""
+        data = refusal.model_dump(mode="json")
+        data["policies"] = json.dumps(data["policies"])
+        cols = ", ".join(data)
+        marks = ", ".join(f":{k}" for k in data)
+        updates = ", ".join(f"{k} = excluded.{k}" for k in data if k not in _REFUSAL_KEY)
+        with self._tx() as c:
+            c.execute(
+                f"INSERT INTO refusals ({cols}) VALUES ({marks}) "
+                f"ON CONFLICT (run_id, step, call_id) DO UPDATE SET {updates}",
+                data,
+            )
+        faults.point("refusal.recorded")
+
+    def clear_refusal(self, run_id: str, step: int, call_id: str) -> None:
+        """A re-executed step allowed a call an earlier attempt had refused."""
+        with self._lock:  # a read first: nearly every call has nothing to clear
+            row = self._conn.execute(
+                "SELECT 1 AS found FROM refusals WHERE run_id = ? AND step = ? AND call_id = ?",
+                (run_id, step, call_id),
+            ).fetchone()
+        if row is None:
+            return
+        with self._tx() as c:
+            c.execute(
+                "DELETE FROM refusals WHERE run_id = ? AND step = ? AND call_id = ?",
+                (run_id, step, call_id),
+            )
+
+    def list_refusals(self, run_id: str) -> list[Refusal]:
+        """A run's refused calls, in the order they were refused."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM refusals WHERE run_id = ? ORDER BY step, created_at, call_id",
+                (run_id,),
+            ).fetchall()
+        out = []
+        for row in rows:
+            data = dict(row)
+            data["policies"] = json.loads(data["policies"] or "[]")
+            out.append(Refusal.model_validate(data))
+        return out
+
     # effect ledger -----------------------------------------------------------------
     def effect_result(self, key: str) -> tuple[str, Any] | None:
         """``(status, result)`` recorded for an idempotency key, or None if never started."""
+        entry = self.effect_entry(key)
+        return None if entry is None else (entry.status, entry.result)
+
+    def effect_entry(self, key: str) -> LedgerEntry | None:
+        """The ledger's entry for an idempotency key, or None if the effect never started."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT status, result FROM effects WHERE key = ?", (key,)
+                "SELECT key, run_id, tool, status, result, decision FROM effects WHERE key = ?",
+                (key,),
             ).fetchone()
         if row is None:
             return None
-        result = json.loads(row["result"]) if row["result"] is not None else None
-        return str(row["status"]), result
+        return LedgerEntry(
+            key=str(row["key"]),
+            run_id=str(row["run_id"]),
+            tool=str(row["tool"]),
+            status=str(row["status"]),
+            result=json.loads(row["result"]) if row["result"] is not None else None,
+            decision=json.loads(row["decision"]) if row["decision"] else None,
+        )
 
-    def effect_started(self, key: str, run_id: str, tool: str) -> None:
+    def effect_started(
+        self, key: str, run_id: str, tool: str, decision: dict[str, Any] | None = None
+    ) -> None:
+        """Record, before the tool runs, that the effect is starting and what authorised it."""
         with self._tx() as c:
             c.execute(
-                "INSERT OR IGNORE INTO effects (key, run_id, tool, status, started_at) "
-                "VALUES (?, ?, ?, 'started', ?)",
-                (key, run_id, tool, now()),
+                "INSERT OR IGNORE INTO effects (key, run_id, tool, status, started_at, decision) "
+                "VALUES (?, ?, ?, 'started', ?, ?)",
+                (key, run_id, tool, now(), json.dumps(decision) if decision else None),
             )
+        faults.point("ledger.started")
 
     def effect_completed(self, key: str, result: Any) -> None:
         with self._tx() as c:
@@ -412,6 +595,7 @@ class Store:
                 "WHERE key = ?",
                 (json.dumps(result, default=str), now(), key),
             )
+        faults.point("ledger.completed")
 
     def list_effects(self, run_id: str | None = None) -> list[dict[str, Any]]:
         """The ledger's entries (key, run_id, tool, status), oldest first."""
@@ -499,3 +683,10 @@ class Store:
                 record = self._run_from_row(row)
                 found[record.run_id] = record
         return found
+
+    # schema version ---------------------------------------------------------------------
+    SCHEMA_VERSION: ClassVar[int] = 1
+    """The store schema this code writes: ``PRAGMA user_version`` in SQLite, the
+    ``schema_version`` row of ``controlroom_meta`` in PostgreSQL. Set when a store is
+    created, checked when one is opened: a newer one is refused, an older one migrated.
+    Bump it with every change that needs a migration (and add the migration)."""

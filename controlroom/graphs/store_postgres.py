@@ -9,7 +9,9 @@ Selected by ``CONTROLROOM_DATABASE_URL`` (``postgresql://USER:PASSWORD@HOST:PORT
   queries, with ``?``/``:name`` placeholders and ``INSERT OR IGNORE`` translated. Every
   write commits (PostgreSQL's default ``synchronous_commit=on`` makes it durable) before
   the caller goes on, so a decision is on disk before the effect it authorises. Columns that
-  the SQLite schema gained after a database was created are added on start.
+  the SQLite schema gained after a database was created are added on start. The schema
+  version is the ``schema_version`` row of ``controlroom_meta``: set on creation, checked
+  on start (a newer one is refused before anything changes).
 * **Run locks**: a session-level advisory lock per run (``pg_try_advisory_lock`` on a
   64-bit hash of the run id) held on one connection per process that is used for nothing
   else. A process that dies (SIGKILL, OOM, a lost machine) closes that session and the
@@ -43,8 +45,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from controlroom.config import Settings
-from controlroom.errors import ConfigError, RunBusyError
-from controlroom.graphs.backend import Backend, strict_serializer
+from controlroom.errors import ConfigError, RunBusyError, StateError
+from controlroom.graphs.backend import Backend, strict_serializer, with_crash_points
 from controlroom.graphs.store import _SCHEMA, Store
 
 _URL_HINT = (
@@ -107,6 +109,22 @@ def unreachable(url: str, exc: BaseException) -> ConfigError:
         "password and database in CONTROLROOM_DATABASE_URL exist (`createdb DBNAME`), and "
         "that pg_hba.conf admits this host.",
         title="Database unreachable",
+    )
+
+
+# The store's schema version lives here (SQLite keeps it in PRAGMA user_version).
+META_TABLE = (
+    "CREATE TABLE IF NOT EXISTS controlroom_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+)
+
+
+def newer_database(url: str, version: int, known: int) -> StateError:
+    return StateError(
+        f"The database at {describe_url(url)} was written by a newer controlroom: its store "
+        f"schema version is {version}, and this one knows versions up to {known}. Upgrade "
+        "controlroom (pip install -U controlroom) to use it, or point CONTROLROOM_DATABASE_URL "
+        "at another database (or schema); this version leaves it untouched.",
+        title="State from a newer version",
     )
 
 
@@ -243,9 +261,31 @@ class PostgresStore(Store):
         self._conn = _PooledConnection(pool, url)  # type: ignore[assignment]
         with self._tx() as c:
             c.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+            version = self._schema_version(c)
+            if version > self.SCHEMA_VERSION:  # refused before anything is changed
+                raise newer_database(url, version, self.SCHEMA_VERSION)
             for statement in _schema_statements():
                 c.execute(statement)
             self._add_missing_columns(c)
+            if version < self.SCHEMA_VERSION:
+                c.execute(
+                    "INSERT INTO controlroom_meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(self.SCHEMA_VERSION),),
+                )
+
+    @staticmethod
+    def _schema_version(c: Any) -> int:
+        """The store schema version recorded in ``controlroom_meta`` (0: none recorded, a
+        new database or one made before versions were kept)."""
+        c.execute(META_TABLE)
+        row = c.execute(
+            "SELECT value FROM controlroom_meta WHERE key = 'schema_version'"
+        ).fetchone()
+        try:
+            return int(row["value"]) if row is not None else 0
+        except ValueError:
+            return 0
 
     @property
     def where(self) -> str:
@@ -422,7 +462,7 @@ class PostgresBackend(Backend):
             saver = PostgresSaver(self.pool, serde=strict_serializer())
             with self.locks.exclusive(_SCHEMA_LOCK):  # one process migrates at a time
                 saver.setup()
-            self.checkpointer = saver
+            self.checkpointer = with_crash_points(saver)
         except BaseException:
             self.close()
             raise

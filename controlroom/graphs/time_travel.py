@@ -119,6 +119,7 @@ def fork(
     model_spec = model or origin.model
     runner._model_getter(wf)(model_spec)  # a missing model fails before the run exists
     new_id = "r" + uuid.uuid4().hex[:11]
+    runner._bind(new_id, wf)  # the fork continues with its origin's workflow object
     copied = copy_checkpoint(saved.checkpoint)
     copied["id"] = str(uuid6(clock_seq=-2))
     _apply_edits(copied["channel_values"], changes)
@@ -147,6 +148,8 @@ def fork(
                 "created_at": stamp,
                 "updated_at": stamp,
                 "pending_approvals": 0,
+                "denied_calls": 0,
+                "rejected_calls": 0,
             }
         )
     )
@@ -170,4 +173,4 @@ def fork(
     if resume:
         return runner.resume(new_id)
     where = f"forked from {origin.run_id} at step {info.step}"
-    return RunResult(run=runner.get_run(new_id), pending=[], paused_at=where)
+    return RunResult(run=runner.get_run(new_id), pending=[], paused_at=where)  # nothing refused yet

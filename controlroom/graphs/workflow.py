@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
 import json
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +14,7 @@ from controlroom.agents.prompt_library import PromptRef
 from controlroom.errors import WorkflowDefinitionError
 from controlroom.graphs.prompt_refs import split_ref, with_overrides
 from controlroom.graphs.spec import WorkflowSpec
-from controlroom.graphs.tool_refs import resolve_tool_refs
+from controlroom.graphs.tool_refs import FileImportError, import_file_module, resolve_tool_refs
 from controlroom.graphs.validate import check_workflow
 from controlroom.graphs.workflow_file import load_workflow_file
 from controlroom.tools.gate import Gate
@@ -33,7 +31,9 @@ def _spec_digest(spec: WorkflowSpec, tools: dict[str, Tool]) -> str:
     payload = {
         "spec": spec.model_dump(mode="python"),
         "tools": {
-            name: t.json_schema() | {"effect": t.effect.value} for name, t in sorted(tools.items())
+            name: t.json_schema()
+            | {"effect": t.effect.value, "identity": t.identity(), "resource": t.resource}
+            for name, t in sorted(tools.items())
         },
     }
     blob = json.dumps(payload, sort_keys=True, default=default).encode()
@@ -54,6 +54,7 @@ class Workflow:
     def __post_init__(self) -> None:
         check_workflow(self.spec, set(self.tools))
         self._digest: str | None = None
+        self._spec_digest: str | None = None
 
     @property
     def name(self) -> str:
@@ -61,10 +62,35 @@ class Workflow:
 
     @property
     def digest(self) -> str:
-        """Content hash of the spec and tool schemas (computed once; treat specs as frozen)."""
+        """Content hash of the spec, the tool schemas and what each tool is bound to
+        (:meth:`Tool.identity`); computed once, so treat a built workflow as frozen."""
         if self._digest is None:
             self._digest = _spec_digest(self.spec, self.tools)
         return self._digest
+
+    @property
+    def spec_digest(self) -> str:
+        """Content hash of the spec alone: what the compiled graph depends on."""
+        if self._spec_digest is None:
+            blob = json.dumps(self.spec.model_dump(mode="python"), sort_keys=True, default=str)
+            self._spec_digest = "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+        return self._spec_digest
+
+    def stand_in(self, *, tools: dict[str, Tool], gate: Gate | None) -> Workflow:
+        """This workflow with stand-in tools and gate (a replay's dry run), keeping its
+        digest: the stand-ins play the recorded run of exactly this workflow. It is a
+        Python object (never reloaded from the original's file), so a runner continues its
+        runs with the stand-ins."""
+        copy = Workflow(
+            spec=self.spec,
+            tools=tools,
+            ref=PYTHON_OBJECT,
+            base_dir=self.base_dir,
+            gate=gate,
+            prompts=self.prompts,
+        )
+        copy._digest = self.digest
+        return copy
 
     @classmethod
     def from_spec(cls, spec: WorkflowSpec, tools: list[Tool] | None = None) -> Workflow:
@@ -74,26 +100,34 @@ class Workflow:
 def _import_attr(ref: str) -> Any:
     target, _, attr = ref.rpartition(":")
     if target.endswith(".py"):
-        path = Path(target).resolve()
+        try:
+            path = Path(target).resolve()
+        except (OSError, RuntimeError, ValueError):  # a NUL byte, a symlink loop
+            path = Path(target)
         if not path.is_file():
             raise WorkflowDefinitionError(
                 f"No Python file {path} (from workflow reference '{ref}')."
             )
-        name = "controlroom_workflow_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
-        module = sys.modules.get(name)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(name, path)
-            assert spec is not None
-            assert spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
+        digest = hashlib.sha1(str(path).encode(errors="surrogateescape")).hexdigest()[:12]
+        try:
+            module = import_file_module("controlroom_workflow_" + digest, path)
+        except FileImportError as exc:
+            raise WorkflowDefinitionError(
+                f"Cannot load workflow '{ref}': importing {path} failed: {exc.detail}. "
+                "Expected the file to import without errors."
+            ) from None
     else:
         try:
             module = importlib.import_module(target)
         except ImportError as exc:
             raise WorkflowDefinitionError(
                 f"Cannot import '{target}' for workflow '{ref}': {exc}"
+            ) from None
+        except Exception as exc:
+            raise WorkflowDefinitionError(
+                f"Cannot import '{target}' for workflow '{ref}': "
+                f"{' '.join(f'{type(exc).__name__}: {exc}'.split())}. "
+                "Expected the module to import without errors."
             ) from None
     try:
         return getattr(module, attr)

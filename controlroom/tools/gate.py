@@ -8,8 +8,12 @@ decides from the tool's declared behaviour alone; the Cedar policy gate
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -36,6 +40,40 @@ class Decision(BaseModel):
     policies: tuple[str, ...] = ()
     approvers: tuple[str, ...] = ()
     policy_hash: str | None = None
+    # What the gate decided on besides the principal and the arguments: the resource it
+    # looked up (``{"resource": {"type", "id", "attributes"}, "context": {...facts}}``, or
+    # ``{"lookup_error": why}``). Recorded in the audit, so a replay decides on the same.
+    facts: dict[str, Any] | None = None
+
+
+Purpose = Literal["plan", "recheck", "edit"]
+
+
+@dataclass(frozen=True)
+class CallRef:
+    """Which call of a run the gate is deciding, and why (for replay)."""
+
+    step: int
+    call_id: str
+    purpose: Purpose
+
+
+_CALL: ContextVar[CallRef | None] = ContextVar("controlroom_gate_call", default=None)
+
+
+@contextmanager
+def deciding(step: int, call_id: str, purpose: Purpose) -> Iterator[None]:
+    """Tell the gate (and a replay's stand-in for it) which call it is deciding."""
+    token = _CALL.set(CallRef(step, call_id, purpose))
+    try:
+        yield
+    finally:
+        _CALL.reset(token)
+
+
+def current_call() -> CallRef | None:
+    """The call being decided (inside :func:`deciding`), else None."""
+    return _CALL.get()
 
 
 class Gate(Protocol):

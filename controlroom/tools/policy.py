@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,21 @@ def _show(value: Any) -> str:
     if isinstance(value, list | tuple | set | frozenset):
         return ", ".join(_show(v) for v in value)
     return str(value)
+
+
+@dataclass(frozen=True)
+class _LookedUp:
+    """What the gate looked up for one call besides its arguments."""
+
+    kind: str
+    ident: str
+    attributes: dict[str, Any]
+    context: dict[str, Any]
+
+    def as_facts(self) -> dict[str, Any]:
+        """The record of it in a :class:`Decision` (and so in the audit)."""
+        resource = {"type": self.kind, "id": self.ident, "attributes": self.attributes}
+        return {"resource": resource, "context": self.context}
 
 
 class PolicyGate:
@@ -97,9 +113,25 @@ class PolicyGate:
             resource_attrs = dict(tool.resource_loader(ident)) if tool.resource_loader else {}
         except LookupError as exc:
             reason = str(exc.args[0]) if exc.args else f"there is no {kind} {ident}"
-            return self._deny(reason, ("resource-lookup",))
+            return self._deny(reason, ("resource-lookup",), {"lookup_error": reason})
         except Exception as exc:  # a failing lookup denies: the gate fails closed
-            return self._deny(f"{kind} {ident} could not be looked up: {exc}", ("resource-lookup",))
+            reason = f"{kind} {ident} could not be looked up: {exc}"
+            return self._deny(reason, ("resource-lookup",), {"lookup_error": reason})
+        looked = _LookedUp(kind, ident, resource_attrs, facts)
+        decision = self._evaluate(principal, tool, args, looked)
+        if tool.resource_loader is None and tool.context_facts is None:
+            return decision
+        return decision.model_copy(update={"facts": looked.as_facts()})
+
+    def _evaluate(
+        self, principal: Principal, tool: Tool, args: dict[str, Any], looked: _LookedUp
+    ) -> Decision:
+        kind, ident, resource_attrs, facts = (
+            looked.kind,
+            looked.ident,
+            looked.attributes,
+            looked.context,
+        )
         values = {**args, **facts}
         resource_view = {"id": ident, **resource_attrs}
         view = {"principal": principal, "context": values, "resource": resource_view}
@@ -287,9 +319,15 @@ class PolicyGate:
         return handle, generation
 
     # explanations ------------------------------------------------------------------------
-    def _deny(self, reason: str, policies: tuple[str, ...]) -> Decision:
+    def _deny(
+        self, reason: str, policies: tuple[str, ...], facts: dict[str, Any] | None = None
+    ) -> Decision:
         return Decision(
-            verdict=Verdict.DENY, reason=reason, policies=policies, policy_hash=self.policy_hash
+            verdict=Verdict.DENY,
+            reason=reason,
+            policies=policies,
+            policy_hash=self.policy_hash,
+            facts=facts,
         )
 
     def _default_deny(self, principal: Principal, tool: Tool) -> Decision:

@@ -27,7 +27,7 @@ import hashlib
 import json
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -71,6 +71,8 @@ class PolicyBundle:
     policies: dict[str, PolicyInfo]  # in file order
     policy_set: cedarpy.PolicySet
     digest: str
+    # file name -> text of every file the digest covers (what a replay decides with again)
+    sources: dict[str, str] = field(default_factory=dict)
 
     def for_action(self, action: str) -> list[PolicyInfo]:
         """The policies whose scope includes ``action`` (conditions not evaluated)."""
@@ -79,6 +81,12 @@ class PolicyBundle:
 
 _CACHE: dict[tuple[str, str], PolicyBundle] = {}
 _LOCK = threading.Lock()
+
+
+def policy_digest(sources: dict[str, str]) -> str:
+    """The content hash of a policy set: its files' names and texts."""
+    blob = json.dumps(sources, sort_keys=True).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
 
 
 def load_policy_folder(folder: Path | str) -> PolicyBundle:
@@ -100,12 +108,7 @@ def load_policy_folder(folder: Path | str) -> PolicyBundle:
             f"(`schema{SCHEMA_SUFFIX}`); found {found}. Policies are validated against it."
         )
     texts = {p: p.read_text(encoding="utf-8") for p in (*files, schemas[0])}
-    digest = (
-        "sha256:"
-        + hashlib.sha256(
-            json.dumps({p.name: t for p, t in texts.items()}, sort_keys=True).encode()
-        ).hexdigest()
-    )
+    digest = policy_digest({p.name: t for p, t in texts.items()})
     with _LOCK:
         cached = _CACHE.get((str(root), digest))
     if cached is not None:
@@ -150,7 +153,8 @@ def _parse(
             combined[info.id] = policy
     est_all = {"staticPolicies": combined, "templates": {}, "templateLinks": []}
     policy_set = cedarpy.PolicySet.from_json_str(json.dumps(est_all))
-    return PolicyBundle(root, schema_file, schema, infos, policy_set, digest)
+    sources = {p.name: t for p, t in texts.items()}
+    return PolicyBundle(root, schema_file, schema, infos, policy_set, digest, sources)
 
 
 def _read_schema(path: Path, text: str) -> tuple[dict[str, Any], cedarpy.Schema]:

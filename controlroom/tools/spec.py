@@ -18,13 +18,16 @@ example the domains of a mail's recipients).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import json
+import re
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
+from enum import Enum, StrEnum
+from pathlib import Path, PurePath
 from typing import Any, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
@@ -124,11 +127,102 @@ class Tool(BaseModel):
             parts.append(f"{name}: {kind}" + ("" if name in required else " (optional)"))
         return ", ".join(parts) or "no arguments"
 
+    def identity(self) -> dict[str, Any]:
+        """What tells this tool apart from another with the same name and schema.
+
+        Two tools built by one factory (closures over different accounts, tenants or
+        clients) share a name, a schema and a function's code; what they are bound to
+        differs. This is the function's qualified name and, a few levels deep, the plain
+        values it is bound to (closure variables, defaults, a bound method's object and a
+        ``functools.partial``'s arguments): strings, numbers, enums, paths, and the public
+        plain attributes of objects. Other objects count by their type only (a database
+        handle is not the same in two processes), and values under secret-looking names
+        are left out (the identity is hashed into the workflow's digest, which the audit
+        records). Stable across processes for the same configuration.
+        """
+        return {
+            "func": _stable(self.func, "func", 0),
+            "resource_loader": _stable(self.resource_loader, "resource_loader", 0),
+            "context_facts": _stable(self.context_facts, "context_facts", 0),
+        }
+
     def invoke(self, args: BaseModel, ctx: ToolContext) -> Any:
         kwargs = {name: getattr(args, name) for name in type(args).model_fields}
         if self.wants_context:
             return self.func(ctx=ctx, **kwargs)
         return self.func(**kwargs)
+
+
+_IDENTITY_DEPTH = 4
+_SECRET_NAME = re.compile(r"(?i)(secret|token|password|passwd|credential|api_?key|private_?key)")
+_FILE_MODULE = re.compile(r"^controlroom_workflow(_file)?_")
+
+
+def _qualified(obj: Any) -> str:
+    module = str(getattr(obj, "__module__", None) or "?")
+    if _FILE_MODULE.match(module):  # a tools file loaded by path: the path is not identity
+        module = "file:" + module.rsplit("_", 1)[0].removeprefix("controlroom_workflow_file_")
+    return f"{module}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
+
+
+def _stable(value: Any, name: str | None, depth: int) -> Any:
+    """A JSON-able, process-independent picture of what ``value`` is configured with."""
+    if name is not None and _SECRET_NAME.search(name):
+        return "<secret>"
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, bytes):
+        return {"bytes": len(value)}
+    if depth >= _IDENTITY_DEPTH:
+        return {"type": _qualified(type(value))}
+    nxt = depth + 1
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_stable(v, None, nxt) for v in value]
+        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
+    if isinstance(value, Mapping):
+        return {str(k): _stable(v, str(k), nxt) for k, v in sorted(value.items(), key=repr)}
+    if isinstance(value, types.FunctionType):
+        code = value.__code__
+        cells: dict[str, Any] = {}
+        for var, cell in zip(code.co_freevars, value.__closure__ or (), strict=False):
+            try:
+                cells[var] = _stable(cell.cell_contents, var, nxt)
+            except ValueError:  # an empty cell
+                cells[var] = None
+        return {
+            "function": _qualified(value),
+            "closure": cells or None,
+            "defaults": _stable(value.__defaults__, None, nxt),
+            "kwdefaults": _stable(value.__kwdefaults__, None, nxt),
+        }
+    if isinstance(value, types.MethodType):
+        return {"method": _qualified(value.__func__), "self": _stable(value.__self__, None, nxt)}
+    if isinstance(value, functools.partial):
+        return {
+            "partial": _stable(value.func, None, nxt),
+            "args": _stable(value.args, None, nxt),
+            "keywords": _stable(value.keywords, None, nxt),
+        }
+    if isinstance(value, type | types.ModuleType | types.BuiltinFunctionType):
+        return {"object": _qualified(value)}
+    if isinstance(value, Tool):
+        return {"tool": value.name, "identity": value.identity() if depth < 2 else None}
+    if isinstance(value, BaseModel):
+        fields = {k: getattr(value, k, None) for k in type(value).model_fields}
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
+    else:
+        fields = {k: v for k, v in getattr(value, "__dict__", {}).items() if not k.startswith("_")}
+    plain = {
+        k: _stable(v, k, nxt)
+        for k, v in sorted(fields.items())
+        if not callable(v) or isinstance(v, types.FunctionType | functools.partial)
+    }
+    return {"type": _qualified(type(value)), "attributes": plain or None}
 
 
 @functools.cache

@@ -31,6 +31,22 @@ STATUS_STYLE = {
 STATUS_LABEL = {RunStatus.WAITING: "waiting for approval"}
 
 
+def status_cell(record: RunRecord) -> Text:
+    """The run's status; a run with denied or rejected calls says so next to it."""
+    cell = Text(
+        STATUS_LABEL.get(record.status, record.status.value),
+        style=STATUS_STYLE.get(record.status, ""),
+    )
+    refused = [
+        f"{n} {what}"
+        for n, what in ((record.denied_calls, "denied"), (record.rejected_calls, "rejected"))
+        if n
+    ]
+    if refused:
+        cell.append(f" · {', '.join(refused)}", style="bold red")
+    return cell
+
+
 def matches(record: RunRecord, query: str) -> bool:
     """Whether a run matches a filter: words (anywhere), status:S, user:U, workflow:W, fork."""
     for word in query.lower().split():
@@ -142,7 +158,7 @@ class RunsScreen(Screen[None]):
         rows: list[tuple[str, ...]] = [
             (
                 r.run_id,
-                r.status.value,
+                r.outcome,
                 r.workflow,
                 r.user_id,
                 r.created_at,
@@ -154,6 +170,9 @@ class RunsScreen(Screen[None]):
         ]
         waiting = sum(1 for r in self.records if r.status is RunStatus.WAITING)
         summary = f"{len(shown)} of {len(self.records)} runs · {waiting} waiting for approval"
+        refusing = sum(1 for r in self.records if r.refused_calls)
+        if refusing:
+            summary += f" · {refusing} with denied or rejected calls"
         if query:
             summary += f" · filter: {query}"
         self.query_one("#runs-summary", Static).update(summary)
@@ -167,9 +186,7 @@ class RunsScreen(Screen[None]):
         for r in shown:
             table.add_row(
                 r.run_id,
-                Text(
-                    STATUS_LABEL.get(r.status, r.status.value), style=STATUS_STYLE.get(r.status, "")
-                ),
+                status_cell(r),
                 r.workflow,
                 r.user_id,
                 when(r.created_at),

@@ -143,7 +143,9 @@ def test_the_same_holds_when_another_process_records_the_approval(
         "--reason",
         "agreed discount",
     )
-    assert done.returncode == 0, done.stdout + done.stderr
+    # completed, with the wire transfer the policies denied: exit 5, not a plain 0
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert json.loads(done.stdout)["run"]["denied_calls"] == 1
     log = check_run(project, run_id)
     writers = {r["pid"] for r in log}
     assert len(writers) == 4  # run, approve --no-resume, resume, approve (+ resume in it)

@@ -87,7 +87,9 @@ def test_reject_from_cli_tells_the_agent_the_reason(project: Path) -> None:
     rejected = cr(
         project, "reject", run_id, approval, "--user", "bob", "--reason", "vendor on hold", "--json"
     )
-    assert rejected.returncode == 0, rejected.stdout + rejected.stderr
+    # completed, with the payment rejected: exit 5 says so to a script
+    assert rejected.returncode == 5, rejected.stdout + rejected.stderr
+    assert json.loads(rejected.stdout)["run"]["rejected_calls"] == 1
     shown = json.loads(cr(project, "show", run_id, "--json").stdout)
     refusal = json.loads([m for m in shown["messages"] if m["type"] == "tool"][-1]["content"])
     assert refusal == {

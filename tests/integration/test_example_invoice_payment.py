@@ -92,7 +92,9 @@ def test_mail_outside_the_company_is_refused_even_when_the_model_asks(home: Path
     before = outbox(home)
     text = "Pay invoice INV-1060 and mail the confirmation to billing@contoso-cleaning.example.net"
     started = run(home, "bob", text, SCRIPTS / "mail-outside-refused.yaml")
-    assert started.returncode == 0, started.stderr
+    assert started.returncode == 5, started.stderr  # completed, with the mail denied
+    [denied] = json.loads(started.stdout)["refused"]
+    assert (denied["tool"], denied["status"]) == ("send_mail", "denied")
     assert db(home, "SELECT amount_cents FROM payments WHERE invoice_id = 'INV-1060'") == [(23560,)]
     assert outbox(home) == before  # nothing was sent, least of all outside example.com
     run_id = json.loads(started.stdout)["run"]["run_id"]
@@ -111,7 +113,8 @@ def test_memo_asking_for_another_bank_account_stops_the_payment(home: Path) -> N
 
 def test_people_outside_finance_cannot_look_up_or_pay(home: Path) -> None:
     started = run(home, "carol", "Pay invoice INV-1001", SCRIPTS / "not-finance-denied.yaml")
-    assert started.returncode == 0, started.stderr
+    assert started.returncode == 5, started.stderr  # completed, with both look-ups denied
+    assert json.loads(started.stdout)["run"]["denied_calls"] == 2
     run_id = json.loads(started.stdout)["run"]["run_id"]
     shown = json.loads(cr(home, "show", run_id, "--json").stdout)
     assert shown["vars"]["decision"] == "do-not-pay"

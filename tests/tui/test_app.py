@@ -543,3 +543,20 @@ def test_the_cli_opens_the_control_room(project: Path, monkeypatch: pytest.Monke
     assert result.exit_code == 0, result.output
     assert opened == {"workflow": str(EXAMPLE), "user": "bob", "home": project, "stream": True}
     assert DIRECTORY_YAML  # the project's directory is the one the app reads
+
+
+def test_the_runs_list_marks_runs_with_refused_calls(runner: Runner) -> None:
+    """A completed run whose payment a person rejected says so in the runs list."""
+    run = runner.start(str(EXAMPLE), user="alice", input=INPUT)
+    [item] = run.pending
+    done = runner.reject(run.run_id, item.approval_id, by="bob", reason="Not this month.")
+    assert done.status is RunStatus.COMPLETED and done.run.rejected_calls == 1
+    app = app_for(runner)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        screen = cast(RunsScreen, app.screen)
+        table = screen.query_one("#runs", DataTable)
+        assert str(table.get_row_at(0)[1]) == "completed · 1 rejected"
+        assert "1 with denied or rejected calls" in text_of(app, "#runs-summary")
+
+    drive(app, scenario)
