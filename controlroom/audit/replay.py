@@ -280,6 +280,13 @@ class ReplayChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
 
+_WHEN = {
+    "plan": "the call as the model asked for it",
+    "recheck": "the arguments as the approver edited them",
+    "edit": "the approver's edit, checked before it was recorded",
+}
+
+
 @dataclass
 class ReplayReport:
     """The outcome of a replay: matched, or the first divergence."""
@@ -293,10 +300,17 @@ class ReplayReport:
     replay_error: str | None = None
     refused: bool = False  # the log failed verification and --unverified was not given
     counts: dict[str, int] = field(default_factory=dict)
+    redecided: bool = False  # decisions were also taken with today's policies and data
+    drift: list[dict[str, Any]] = field(default_factory=list)  # where today decides otherwise
+    notes: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.matched else 1
+        """0 matches; 1 diverges (or refused); 3 matches, but today's policies or data
+        decide some calls differently (only with ``redecide``)."""
+        if not self.matched:
+            return 1
+        return 3 if self.drift else 0
 
     def summary(self) -> str:
         lines = []
@@ -324,6 +338,27 @@ class ReplayReport:
                 lines.append(f"  replayed: {json.dumps(d.replayed)}")
             if self.replay_error:
                 lines.append(f"  the replayed run stopped: {self.replay_error}")
+        if self.redecided:
+            if not self.drift:
+                lines.append(
+                    "Re-decided with today's policies, data and directory: every decision "
+                    "is the same (no policy drift)."
+                )
+            else:
+                lines.append(
+                    f"Re-decided with today's policies, data and directory: {len(self.drift)} "
+                    "decision(s) differ (policy drift; the record itself is unchanged):"
+                )
+                for item in self.drift:
+                    then, now = item["recorded"], item["today"]
+                    when = _WHEN.get(str(item["when"]), str(item["when"]))
+                    lines.append(
+                        f"  step {item['step']} {item['tool']} (call {item['call_id']}, {when}): "
+                        f"{then['verdict']} then ({', '.join(then['policies']) or '-'}), "
+                        f"{now['verdict']} today ({', '.join(now['policies']) or '-'}): "
+                        f"{now['reason']}"
+                    )
+        lines.extend(f"Note: {note}" for note in self.notes)
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -339,6 +374,9 @@ class ReplayReport:
             else {"what": d.what, "seq": d.seq, "recorded": d.recorded, "replayed": d.replayed},
             "replay_status": self.replay_status,
             "replay_error": self.replay_error,
+            "redecided": self.redecided,
+            "drift": self.drift,
+            "notes": self.notes,
             "verification": self.verification.to_json(),
             "summary": self.summary(),
         }

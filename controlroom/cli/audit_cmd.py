@@ -4,7 +4,8 @@ Exit codes of ``audit verify``: 0 intact and signed by the expected key; 1 tampe
 first bad record and why are named); 3 incomplete (a torn tail or unsigned records at the
 end: a crash, or a run being written); 2 usage errors. ``replay``: 0 the replay matches
 the record; 1 it diverges (or the log fails verification and --unverified was not given);
-2 usage errors (no such run, a redacted log...).
+3 it matches, but with --redecide today's policies or data decide some call differently
+(policy drift); 2 usage errors (no such run, a redacted log...).
 """
 
 from __future__ import annotations
@@ -187,15 +188,25 @@ def replay_command(
         str | None,
         typer.Option(help="The workflow to replay with (needed for Python-built workflows)."),
     ] = None,
+    redecide: Annotated[
+        bool,
+        typer.Option(
+            "--redecide",
+            help="Also decide every call with today's policies, data and directory, and "
+            "report each one that comes out differently as policy drift (exit 3).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-execute a finished run from its audit log: recorded model replies, tools in
-    dry-run, recorded approvals. Reports whether every decision and tool call matches."""
+    dry-run, recorded approvals, and the gate deciding again with the policies and the
+    resource data the run was decided with (both are in the record). Reports whether every
+    decision and tool call matches; --redecide also compares with today's policies."""
     from controlroom.cli.app import _runner  # the runner (and gate) every command uses
 
     try:
         with _runner() as runner:
-            report = runner.replay(run, workflow=workflow, unverified=unverified)
+            report = runner.replay(run, workflow=workflow, unverified=unverified, redecide=redecide)
     except ControlroomError as exc:
         _fail(exc, as_json)
     if as_json:

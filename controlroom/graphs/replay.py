@@ -3,12 +3,16 @@
 :func:`replay_run` verifies the log, then runs the workflow once more in a scratch project
 folder (a temporary directory, removed afterwards; the real project is only read):
 
-* for the principal and input the log recorded (not today's directory entry);
+* for the principal and input the log recorded (not today's directory entry), and with
+  the approvers as they were recorded when they decided (their roles and attributes);
 * with a :class:`~controlroom.audit.replay.ReplayChatModel` for every model spec, so no
   model is called: it plays the recorded replies and stops at the first conversation that
   differs from the recorded input;
 * with every tool in dry-run (never executed: its recorded result is handed back);
-* with the workflow's and the runner's gate deciding again, as they decide today;
+* with the gate deciding again *on the record*: the policy set each decision names (kept
+  by hash under ``<home>/audit/policies``), the resource attributes and context facts the
+  gate looked up then (recorded with each decision), so a replay needs neither today's
+  data nor today's policies and reproduces a finished run anywhere;
 * with approvals answered from the recorded decisions (approver, edited arguments, reason),
   in the recorded order.
 
@@ -16,18 +20,27 @@ The scratch run writes its own audit log; the report compares it with the origin
 event by event, and names the first divergence. A log that fails verification is not
 replayed unless ``unverified`` is set: a replay of an altered log is how to find which
 recorded decision the alteration changes.
+
+``redecide=True`` asks a different question: would today's policies, today's data and
+today's directory decide the same? The replay still follows the record (so it runs to the
+end), and every decision is also taken the live way; each one that differs is reported as
+*policy drift*, not as a divergence of the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from controlroom.audit.errors import ReplayError
 from controlroom.audit.keys import expected_public_key
 from controlroom.audit.log import log_path, read_records
-from controlroom.audit.records import APPROVAL_ID, Kind
+from controlroom.audit.policy_sets import load_policy_set
+from controlroom.audit.records import APPROVAL_ID, CALL_ID, Kind
 from controlroom.audit.redact import Redactor
 from controlroom.audit.replay import (
     Divergence,
@@ -38,11 +51,15 @@ from controlroom.audit.replay import (
     events,
 )
 from controlroom.audit.verify import verify_log
+from controlroom.config import using_home
 from controlroom.errors import ControlroomError
 from controlroom.graphs.spec import RetrieveStep
 from controlroom.graphs.store import RunStatus
 from controlroom.graphs.workflow import PYTHON_OBJECT, Workflow, load_workflow
 from controlroom.identity import Directory, Principal
+from controlroom.tools.gate import CallRef, Decision, Gate, Verdict, current_call
+from controlroom.tools.policy import PolicyGate
+from controlroom.tools.spec import Tool
 
 if TYPE_CHECKING:
     from controlroom.graphs.results import RunResult
@@ -63,17 +80,217 @@ def _workflow(start: dict[str, Any], workflow: str | Path | Workflow | None) -> 
     return load_workflow(ref)
 
 
-def _directory(start: dict[str, Any], session: ReplaySession) -> Directory:
+def _directory(start: dict[str, Any], session: ReplaySession, today: Directory | None) -> Directory:
+    """The run's principal as recorded at its start, and each approver as recorded when
+    they decided (logs written before approvers were recorded: as the directory has them
+    today, else with no roles)."""
     principal = Principal.model_validate(start["controlroom.principal"])
     people = {principal.id: principal}
     for decision in session.decisions:
         by = decision.get("controlroom.approver.id")
-        if isinstance(by, str) and by not in people:
-            try:
+        if not isinstance(by, str) or by in people:
+            continue
+        recorded = decision.get("controlroom.approver")
+        try:
+            if isinstance(recorded, dict) and recorded.get("id") == by:
+                people[by] = Principal.model_validate(recorded)
+            elif today is not None and by in today:
+                people[by] = today.get_principal(by)
+            else:
                 people[by] = Principal(id=by)
-            except ValueError:  # not a person (an automatic decision): never looked up
-                continue
+        except (ValueError, ControlroomError):  # not a person (an automatic decision)
+            continue
     return Directory(list(people.values()))
+
+
+class RecordedFacts:
+    """What the gate decided on in the recorded run, handed back call by call.
+
+    The tools node asks the gate once when a call is planned and again each time the node
+    re-executes (after an approval); the approval request holds what the first asking saw,
+    the final decision what the last one saw (for edited arguments: the re-check)."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.requested: dict[tuple[int, str], dict[str, Any]] = {}
+        self.decided: dict[tuple[int, str], dict[str, Any]] = {}
+        for record in records:  # the last attempt of each wins, as in `events`
+            key = (int(record.get("step", -1)), str(record.get(CALL_ID)))
+            if record.get("kind") == Kind.APPROVAL_REQUESTED and record.get(CALL_ID):
+                self.requested[key] = record
+            elif record.get("kind") == Kind.TOOL_DECISION and not record.get(
+                "controlroom.decision.from_ledger"
+            ):  # a decision kept from before a crash did not ask the gate: its first one did
+                self.decided[key] = record
+        self._asked: Counter[tuple[int, str]] = Counter()
+
+    def record_for(self, ref: CallRef | None) -> dict[str, Any] | None:
+        if ref is None:
+            return None
+        key = (ref.step, ref.call_id)
+        requested, decided = self.requested.get(key), self.decided.get(key)
+        if ref.purpose == "plan":
+            asked = self._asked[key]
+            self._asked[key] += 1
+            if requested is not None and (asked == 0 or decided is None):
+                return requested
+            if decided is not None and not decided.get("controlroom.gate.recheck"):
+                return decided
+            return requested or decided
+        return decided or requested  # re-checks of edited arguments
+
+
+def _with_recorded_facts(tool: Tool, record: dict[str, Any] | None, home: Path) -> Tool:
+    """The tool as the gate sees it in a replay: its resource attributes and context facts
+    are the ones recorded for this call. A record written before facts were recorded
+    falls back to the tool's own look-ups, on the project's data as it is today."""
+    if tool.resource_loader is None and tool.context_facts is None:
+        return tool
+    if record is not None and "controlroom.gate.facts" not in record:
+        live_loader, live_facts = tool.resource_loader, tool.context_facts
+
+        def today_loader(ident: str) -> Mapping[str, Any]:
+            assert live_loader is not None
+            with using_home(home):
+                return live_loader(ident)
+
+        def today_facts(args: Mapping[str, Any]) -> Mapping[str, Any]:
+            assert live_facts is not None
+            with using_home(home):
+                return live_facts(args)
+
+        return tool.model_copy(
+            update={
+                "resource_loader": today_loader if live_loader else None,
+                "context_facts": today_facts if live_facts else None,
+            }
+        )
+    facts = (record or {}).get("controlroom.gate.facts")
+
+    def loader(ident: str) -> Mapping[str, Any]:
+        if not isinstance(facts, dict):
+            raise LookupError(f"the record holds no look-up of {tool.resource} {ident}")
+        if "lookup_error" in facts:
+            raise LookupError(str(facts["lookup_error"]))
+        resource = facts.get("resource") or {}
+        if str(resource.get("id")) != ident:
+            raise LookupError(f"the record looked up {resource.get('id')}, not {ident}")
+        return dict(resource.get("attributes") or {})
+
+    def context(args: Mapping[str, Any]) -> Mapping[str, Any]:
+        return dict((facts or {}).get("context") or {}) if isinstance(facts, dict) else {}
+
+    return tool.model_copy(
+        update={
+            "resource_loader": loader if tool.resource_loader is not None else None,
+            "context_facts": context if tool.context_facts is not None else None,
+        }
+    )
+
+
+class ReplayGate:
+    """The gate of a replay: each call decided by the recorded policy set, on the recorded
+    facts; with ``drift`` also by today's gate, on today's data, for comparison."""
+
+    def __init__(
+        self,
+        facts: RecordedFacts,
+        gates: dict[str, Gate],
+        fallback: Gate,
+        home: Path,
+        drift: DriftCheck | None = None,
+    ) -> None:
+        self.facts = facts
+        self.gates = gates
+        self.fallback = fallback
+        self.home = home
+        self.drift = drift
+        self.missing: set[str] = set()
+
+    def decide(self, principal: Principal, tool: Tool, args: dict[str, Any]) -> Decision:
+        ref = current_call()
+        record = self.facts.record_for(ref)
+        wanted = (record or {}).get("controlroom.policy.set_hash")
+        gate = self.gates.get(str(wanted)) if wanted else None
+        if gate is None:
+            if wanted and wanted != _hash_of(self.fallback):
+                self.missing.add(str(wanted))
+            gate = self.fallback
+        decision = gate.decide(principal, _with_recorded_facts(tool, record, self.home), args)
+        if self.drift is not None and ref is not None:
+            self.drift.check(ref, principal, tool, args, decision)
+        return decision
+
+
+def _hash_of(gate: Gate) -> str | None:
+    value = getattr(gate, "policy_hash", None)
+    return value if isinstance(value, str) else None
+
+
+class DriftCheck:
+    """Today's gate, tools and directory, asked the same questions as the replay."""
+
+    def __init__(self, gate: Gate, tools: dict[str, Tool], home: Path, today: Directory | None):
+        self.gate = gate
+        self.tools = tools
+        self.home = home
+        self.today = today
+        self.found: dict[tuple[int, str, str], dict[str, Any]] = {}
+
+    def check(
+        self,
+        ref: CallRef,
+        principal: Principal,
+        tool: Tool,
+        args: dict[str, Any],
+        recorded: Decision,
+    ) -> None:
+        live_tool = self.tools.get(tool.name, tool)
+        who = principal
+        if self.today is not None and principal.id in self.today:
+            who = self.today.get_principal(principal.id)
+        try:
+            with using_home(self.home):
+                now = self.gate.decide(who, live_tool, args)
+        except Exception as exc:  # a gate that fails today is drift too
+            now = Decision(verdict=Verdict.DENY, reason=f"{type(exc).__name__}: {exc}")
+        if now.verdict is recorded.verdict and set(now.policies) == set(recorded.policies):
+            self.found.pop((ref.step, ref.call_id, ref.purpose), None)
+            return
+        self.found[(ref.step, ref.call_id, ref.purpose)] = {
+            "step": ref.step,
+            "call_id": ref.call_id,
+            "tool": tool.name,
+            "when": ref.purpose,
+            "recorded": _decision_view(recorded),
+            "today": _decision_view(now),
+        }
+
+
+def _decision_view(decision: Decision) -> dict[str, Any]:
+    return {
+        "verdict": decision.verdict.value,
+        "policies": list(decision.policies),
+        "reason": decision.reason,
+        "policy_hash": decision.policy_hash,
+    }
+
+
+@contextlib.contextmanager
+def _recorded_gates(
+    settings_audit: Path, hashes: set[str], scratch: Path
+) -> Iterator[dict[str, Gate]]:
+    """The policy sets the record names, from their kept copies, as gates."""
+    gates: dict[str, Gate] = {}
+    for n, digest in enumerate(sorted(hashes)):
+        files = load_policy_set(settings_audit, digest)
+        if files is None:
+            continue
+        folder = scratch / "policy-sets" / str(n)
+        folder.mkdir(parents=True)
+        for name, text in files.items():
+            (folder / Path(name).name).write_text(text, encoding="utf-8")
+        gates[digest] = PolicyGate.load(folder)
+    yield gates
 
 
 def _answer(scratch: Runner, session: ReplaySession, result: RunResult) -> bool:
@@ -131,8 +348,10 @@ def replay_run(
     *,
     workflow: str | Path | Workflow | None = None,
     unverified: bool = False,
+    redecide: bool = False,
 ) -> ReplayReport:
-    """Replay ``run_id`` of ``runner``'s project from its audit log and compare."""
+    """Replay ``run_id`` of ``runner``'s project from its audit log and compare (with
+    ``redecide``, also report where today's policies and data decide differently)."""
     from controlroom.graphs.runner import Runner
 
     settings = runner.settings
@@ -148,15 +367,23 @@ def replay_run(
     session = ReplaySession(records, redactor)
     start = session.start
     wf = _workflow(start, workflow)
-    dry = Workflow(
-        spec=wf.spec,
-        tools={name: session.dry_run(t) for name, t in wf.tools.items()},
-        base_dir=wf.base_dir,
-        gate=wf.gate,
-    )
+    try:
+        today: Directory | None = runner.directory
+    except ControlroomError:  # no directory today: the record has who decided
+        today = None
+    live_gate: Gate = wf.gate or runner.gate
+    hashes = {str(h) for r in records if (h := r.get("controlroom.policy.set_hash")) is not None}
     model_spec = str(start.get("controlroom.model.spec"))
     specs = {model_spec} | {m for s in wf.spec.steps if (m := getattr(s, "model", None))}
-    with tempfile.TemporaryDirectory(prefix="controlroom-replay-") as scratch_home:
+    with (
+        tempfile.TemporaryDirectory(prefix="controlroom-replay-") as scratch_home,
+        _recorded_gates(settings.audit_path, hashes, Path(scratch_home)) as gates,
+    ):
+        drift = DriftCheck(live_gate, wf.tools, settings.home, today) if redecide else None
+        replay_gate = ReplayGate(RecordedFacts(records), gates, live_gate, settings.home, drift)
+        dry = wf.stand_in(
+            tools={name: session.dry_run(t) for name, t in wf.tools.items()}, gate=replay_gate
+        )
         scratch_settings = settings.model_copy(
             update={
                 "home": Path(scratch_home),
@@ -171,8 +398,8 @@ def replay_run(
         models: dict[str, Any] = {spec: ReplayChatModel(session=session) for spec in specs}
         with Runner(
             scratch_settings,
-            directory=_directory(start, session),
-            gate=runner.gate,
+            directory=_directory(start, session, today),
+            gate=replay_gate,
             models=models,
             # retrieval reads the project's document store as it is today (nothing is written)
             documents=(
@@ -207,6 +434,11 @@ def replay_run(
         kind = str(event.get("kind"))
         if kind not in (Kind.RUN_START, Kind.RUN_END):
             counts[kind] = counts.get(kind, 0) + 1
+    notes = [
+        f"the policy set {h} named by the record is not kept in {settings.audit_path / 'policies'}"
+        " and differs from today's; those calls were decided with today's policies"
+        for h in sorted(replay_gate.missing)
+    ]
     return ReplayReport(
         run_id,
         verification,
@@ -216,4 +448,7 @@ def replay_run(
         replay_status=result.status.value,
         replay_error=result.run.error,
         counts=counts,
+        redecided=redecide,
+        drift=list(drift.found.values()) if drift is not None else [],
+        notes=notes,
     )
