@@ -114,6 +114,7 @@ class AuditLog:
         self._last_kind: str | None = None
         self._last_checkpoint = -1
         self._counts: Counter[str] = Counter()
+        self._kinds: Counter[str] = Counter()
         self._torn = b""
         self._unsynced = 0
         self._head_checked = False
@@ -186,6 +187,7 @@ class AuditLog:
         self._last_hash = line_hash
         self._next_seq += 1
         self._last_kind = record.get("kind")
+        self._kinds[str(self._last_kind)] += 1
         key = record_key(record)
         if key is not None:
             self._counts[key] += 1
@@ -315,6 +317,12 @@ class AuditLog:
         _fsync_dir(target.parent)
         faults.point("audit.checkpoint")
         return record
+
+    def has(self, kind: str) -> bool:
+        """Whether the log (as on disk now, other writers' records included) holds a
+        record of this kind."""
+        with self._locked():
+            return self._kinds[str(kind)] > 0
 
     def flush(self) -> None:
         with self._mutex:

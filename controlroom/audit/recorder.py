@@ -88,6 +88,7 @@ _VERBATIM: Verbatim = {
     "controlroom.output.sha256": True,
     "controlroom.audit.key_id": True,
     "controlroom.fork": True,  # origin run, checkpoint, step, who forked, edited state keys
+    "controlroom.start.recovered": True,
     "controlroom.approval.answered": True,
     STATUS: True,
     "controlroom.next_steps": True,
@@ -198,6 +199,10 @@ class RunAudit(ToolRecords):
         record = self.redactor.scrub_strings(jsonable(compact(fields)), _VERBATIM)
         return self.log.append(record, durable=durable, once=once)
 
+    def has(self, kind: str) -> bool:
+        """Whether the run's log holds a record of this kind (False when auditing is off)."""
+        return self.log is not None and self.log.has(kind)
+
     def checkpoint(self, reason: str) -> None:
         if self.log is not None:
             self.log.checkpoint(reason)
@@ -216,9 +221,12 @@ class RunAudit(ToolRecords):
         input_text: str,
         config: dict[str, Any],
         fork: dict[str, Any] | None = None,
+        recovered: bool = False,
     ) -> None:
         """Record the start (for a fork: its origin run and checkpoint, who forked it, and
-        which state keys were edited)."""
+        which state keys were edited). ``recovered``: the first run.start was lost to a
+        crash in the middle of writing it (a torn first line, cut off by ``log.repair``)
+        and is recorded again, from the run store, by the process that continues the run."""
         wf = self.workflow
         provider, model = _split_spec(model_spec)
         key_id = self.log.signer.key_id if self.log and self.log.signer else None
@@ -249,6 +257,7 @@ class RunAudit(ToolRecords):
                 "controlroom.config": self.redactor.scrub(config),
                 "controlroom.audit.key_id": key_id,
                 "controlroom.fork": fork,
+                "controlroom.start.recovered": recovered or None,
             },
             durable=True,
         )

@@ -43,7 +43,7 @@ from controlroom.audit.canonical import canonical, genesis_hash, sha256
 from controlroom.audit.errors import AuditError
 from controlroom.audit.keys import check_signature, key_id
 from controlroom.audit.log import read_head
-from controlroom.audit.records import Kind
+from controlroom.audit.records import STATUS, Kind
 
 Status = Literal["intact", "incomplete", "tampered"]
 EXIT_CODES: dict[str, int] = {"intact": 0, "tampered": 1, "incomplete": 3}
@@ -282,4 +282,42 @@ def verify_log(path: Path, *, expected_key: bytes, run_id: str | None = None) ->
         signed_through=last_checkpoint,
         torn_tail_bytes=len(log.tail),
         unsigned=unsigned,
+    )
+
+
+_SETTLED = {"completed", "failed"}
+
+
+def against_run_status(report: VerifyReport, status: str | None) -> VerifyReport:
+    """``report``, with what the run store says added: a run the store has settled
+    (completed, failed) was recorded in its log first (the runner writes the stop record,
+    and signs it, before the store), so a log whose last stop record is not that one was
+    cut short, even when it was cut at a signed checkpoint and its head file went with it
+    (which the chain alone cannot show)."""
+    if status not in _SETTLED or report.status == "tampered":
+        return report
+    last_stop: dict[str, Any] | None = None
+    for line in reversed(report.path.read_bytes().split(b"\n")[:-1]):
+        record = _loads(line)
+        if record is not None and record.get("kind") in (
+            Kind.RUN_END,
+            Kind.RUN_WAIT,
+            Kind.RUN_PAUSE,
+        ):
+            last_stop = record
+            break
+    said = (last_stop or {}).get(STATUS)
+    if last_stop is not None and last_stop.get("kind") == Kind.RUN_END and said == status:
+        return report
+    where = f"its last stop record says {said}" if last_stop else "it has no stop record"
+    return dataclasses.replace(
+        report,
+        status="tampered",
+        index=report.records,
+        reason=Reason.TRUNCATED,
+        detail=(
+            f"the run store says the run is {status}, but {where}: records were cut off the "
+            "end of the log (with its head file, so the chain alone cannot show it); compare "
+            "with an exported copy"
+        ),
     )

@@ -8,8 +8,9 @@ Exit codes (stable, for scripts):
  2    usage or configuration error (bad flag, unknown user, bad workflow file, ...)
  3    the run is waiting for approval
  4    the run is paused (stepping) or was interrupted; ``resume`` continues it
- 5    the run completed, but one or more of its tool calls were denied by the gate or
-      rejected by a person (never executed); ``show RUN`` lists them with the reasons
+ 5    the run completed, but one or more of its tool calls were denied by the gate,
+      rejected by a person or refused for invalid arguments (never executed); ``show RUN``
+      lists them with the reasons
 ====  ==========================================================
 """
 

@@ -13,9 +13,9 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from controlroom.cli.inputs import json_option, text_option
+from controlroom.cli.render import escape
 from controlroom.config import Settings
 from controlroom.errors import ConfigError, ControlroomError
 from controlroom.graphs.results import RunResult
@@ -24,7 +24,7 @@ from controlroom.graphs.store import RunStatus
 from controlroom.tools.policy import project_gate
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_PAUSED = 0, 1, 2, 3, 4
-EXIT_REFUSED = 5  # completed, with denied or rejected calls: "completed" hides no refusal
+EXIT_REFUSED = 5  # completed, with refused (denied, rejected, invalid) calls: none is hidden
 EXIT_FOR_STATUS = {
     RunStatus.COMPLETED: EXIT_OK,
     RunStatus.FAILED: EXIT_FAILED,
@@ -41,8 +41,8 @@ app = typer.Typer(
         "Run graph-defined agents for a user, supervise them, approve what they want to do.\n\n"
         "State lives in one project folder (--home, CONTROLROOM_HOME, default ./.controlroom). "
         "Exit codes: 0 completed/ok, 1 run failed, 2 usage or configuration error, "
-        "3 waiting for approval, 4 paused or interrupted, 5 completed with denied or "
-        "rejected tool calls."
+        "3 waiting for approval, 4 paused or interrupted, 5 completed with denied, "
+        "rejected or invalid tool calls."
     ),
     no_args_is_help=True,
     add_completion=False,

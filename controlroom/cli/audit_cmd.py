@@ -21,7 +21,7 @@ import typer
 from controlroom.audit.export import export_jsonl, to_otlp
 from controlroom.audit.keys import expected_public_key, load_public_key
 from controlroom.audit.log import read_records
-from controlroom.audit.verify import VerifyReport, verify_log
+from controlroom.audit.verify import VerifyReport, against_run_status, verify_log
 from controlroom.cli.audit_render import timeline
 from controlroom.config import Settings
 from controlroom.errors import ControlroomError, RunNotFoundError
@@ -95,13 +95,32 @@ def resolve_log(settings: Settings, run: str) -> tuple[Path, str]:
     )
 
 
+def _store_status(settings: Settings, run_id: str) -> str | None:
+    """What the project's run store says of the run (None: no store, or no such run)."""
+    if settings.backend == "sqlite" and not settings.store_path.is_file():
+        return None
+    from controlroom.graphs.backend import open_backend
+
+    try:
+        backend = open_backend(settings)
+    except ControlroomError:  # a damaged store: the log is checked on its own
+        return None
+    try:
+        return backend.store.get_run(run_id).status.value
+    except ControlroomError:
+        return None
+    finally:
+        backend.close()
+
+
 def _verify(settings: Settings, path: Path, run_id: str, key: Path | None) -> VerifyReport:
     expected = (
         load_public_key(key)
         if key is not None
         else expected_public_key(settings.keys_path, settings.audit_key, settings.audit_public_key)
     )
-    return verify_log(path, expected_key=expected, run_id=run_id)
+    report = verify_log(path, expected_key=expected, run_id=run_id)
+    return against_run_status(report, _store_status(settings, run_id))
 
 
 @audit_app.command()

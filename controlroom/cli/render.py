@@ -8,15 +8,26 @@ messages, errors) is escaped: Rich would read ``[draft]`` as markup and drop it,
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 from rich.table import Table
 
 from controlroom.graphs.results import RunResult
 from controlroom.graphs.store import Approval, Refusal, RunRecord, RunStatus
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape(text: str) -> str:
+    """Untrusted text (a model's output, a user's input, a tool's result) made safe for the
+    terminal: Rich markup escaped, and control characters (ANSI escape sequences, carriage
+    returns, bells) shown as ``\\xNN`` instead of acting on the terminal."""
+    return escape_markup(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+
 
 STATUS_STYLE = {
     RunStatus.COMPLETED: "green",
@@ -45,8 +56,9 @@ def runs_table(
     what = f"{status.value} run(s)" if status else "run(s)"
     title = f"{shown} {what}"
     if total is not None and (offset or shown < total):
-        first = offset + 1 if shown else offset
-        title = f"{what.capitalize()} {first}-{offset + shown} of {total}, newest first"
+        title = f"{what.capitalize()} {offset + 1}-{offset + shown} of {total}, newest first"
+        if not shown:
+            title = f"No {what} from --offset {offset}: there are {total}"
     table = Table(title=title, title_justify="left")
     if total is not None and offset + shown < total:
         more = total - offset - shown
@@ -65,6 +77,7 @@ def runs_table(
             for part in (
                 f"{r.denied_calls} denied" if r.denied_calls else "",
                 f"{r.rejected_calls} rejected" if r.rejected_calls else "",
+                f"{r.invalid_calls} invalid" if r.invalid_calls else "",
             )
             if part
         )
@@ -109,6 +122,8 @@ def next_commands(result: RunResult) -> list[str]:
     """What the user can type next for a run that stopped short of the end."""
     run_id = result.run_id
     status = result.status
+    if status is RunStatus.WAITING and not result.pending:  # decided, not continued yet
+        return [f"controlroom resume {run_id}"]
     if status is RunStatus.WAITING:
         lines = []
         for a in result.pending:
@@ -137,7 +152,7 @@ def print_result(console: Console, result: RunResult) -> None:
         f"[{style}]{escape(r.outcome)}[/]"
     )
     if r.status is RunStatus.COMPLETED and r.output:
-        console.print(r.output, markup=False, highlight=False)
+        console.print(escape(r.output), highlight=False)
     if r.status is RunStatus.FAILED and r.error:
         console.print(f"[red]{escape(r.error)}[/]", highlight=False)
     if r.status is RunStatus.PAUSED and r.next_steps:

@@ -40,7 +40,7 @@ from controlroom.audit.keys import (
     load_public_key,
 )
 from controlroom.audit.records import STATUS, Kind
-from controlroom.audit.verify import Reason, verify_log
+from controlroom.audit.verify import Reason, against_run_status, verify_log
 from controlroom.config import Settings, exposure, fix_command
 from controlroom.errors import ConfigError
 from controlroom.graphs import state_files
@@ -525,17 +525,21 @@ def _log_names(audit_dir: Path) -> list[str]:
 _Verdict = tuple[str, str, str | None, int | None]  # run id, status, reason, record index
 
 
-def _verify_one(path: Path, run_id: str, expected: bytes) -> _Verdict:
-    """One log, read and verified once."""
+def _verify_one(path: Path, run_id: str, expected: bytes, status: str | None) -> _Verdict:
+    """One log, read and verified once, against what the store says of its run."""
     try:
-        verdict = verify_log(path, expected_key=expected, run_id=run_id)
+        verdict = against_run_status(verify_log(path, expected_key=expected, run_id=run_id), status)
     except (AuditError, OSError):
         return run_id, "unreadable", None, None
     return run_id, verdict.status, verdict.reason.value if verdict.reason else None, verdict.index
 
 
 def _verify_logs(
-    report: DoctorReport, settings: Settings, runs: list[str], expected: bytes | None
+    report: DoctorReport,
+    settings: Settings,
+    runs: list[str],
+    expected: bytes | None,
+    statuses: dict[str, str] | None = None,
 ) -> None:
     summary = report.audit
     summary.logs = len(runs)
@@ -544,7 +548,7 @@ def _verify_logs(
         return
     for run in runs:
         run_id, status, reason, index = _verify_one(
-            settings.audit_path / f"{run}.jsonl", run, expected
+            settings.audit_path / f"{run}.jsonl", run, expected, (statuses or {}).get(run)
         )
         if status == "intact":
             summary.intact += 1
@@ -797,7 +801,7 @@ def diagnose(settings: Settings, *, orphans: bool = False) -> DoctorReport:
         )
         threads = _checkpoints_sqlite(report, settings, started)
     expected = _keys(report, settings, len(logs))
-    _verify_logs(report, settings, logs, expected)
+    _verify_logs(report, settings, logs, expected, statuses)
     _pack(report, settings)
     _documents(report, settings)
     _cross_check(report, settings, statuses, threads, logs)

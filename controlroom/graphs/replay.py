@@ -52,7 +52,7 @@ from controlroom.audit.replay import (
 )
 from controlroom.audit.verify import verify_log
 from controlroom.config import using_home
-from controlroom.errors import ControlroomError
+from controlroom.errors import ControlroomError, PolicyError
 from controlroom.graphs.spec import RetrieveStep
 from controlroom.graphs.store import RunStatus
 from controlroom.graphs.workflow import PYTHON_OBJECT, Workflow, load_workflow
@@ -68,16 +68,40 @@ if TYPE_CHECKING:
 _MAX_ROUNDS = 1000
 
 
-def _workflow(start: dict[str, Any], workflow: str | Path | Workflow | None) -> Workflow:
-    if workflow is not None:
-        return load_workflow(workflow)
-    ref = (start.get("controlroom.workflow") or {}).get("ref")
-    if not ref or ref == PYTHON_OBJECT:
-        raise ReplayError(
-            "The run's workflow was built in Python, so it cannot be reloaded by reference; "
-            "pass it (runner.replay(run, workflow=...) or --workflow module:attr)."
+def _workflow(
+    start: dict[str, Any], workflow: str | Path | Workflow | None
+) -> tuple[Workflow, PolicyError | None]:
+    """The workflow to replay, and why today's policies could not be loaded, if so: the
+    replay decides with the policy sets its record names, so a moved or broken policy
+    folder matters only where a kept copy is missing (and for --redecide)."""
+    if workflow is None:
+        ref = (start.get("controlroom.workflow") or {}).get("ref")
+        if not ref or ref == PYTHON_OBJECT:
+            raise ReplayError(
+                "The run's workflow was built in Python, so it cannot be reloaded by "
+                "reference; pass it (runner.replay(run, workflow=...) or --workflow "
+                "module:attr)."
+            )
+        workflow = ref
+    try:
+        return load_workflow(workflow), None
+    except PolicyError as exc:
+        return load_workflow(workflow, with_policies=False), exc
+
+
+class UnavailableGate:
+    """Stands in for policies that cannot be loaded today: every call is denied, saying why
+    (a replay then reports the divergence; --redecide reports the drift)."""
+
+    def __init__(self, why: PolicyError) -> None:
+        self.why = why
+
+    def decide(self, principal: Principal, tool: Tool, args: dict[str, Any]) -> Decision:
+        return Decision(
+            verdict=Verdict.DENY,
+            reason=f"today's policies cannot be loaded: {self.why.message}",
+            policies=("policies-unavailable",),
         )
-    return load_workflow(ref)
 
 
 def _directory(start: dict[str, Any], session: ReplaySession, today: Directory | None) -> Directory:
@@ -366,12 +390,12 @@ def replay_run(
     redactor = Redactor.from_environment("full", settings.audit_secrets)
     session = ReplaySession(records, redactor)
     start = session.start
-    wf = _workflow(start, workflow)
+    wf, broken = _workflow(start, workflow)
     try:
         today: Directory | None = runner.directory
     except ControlroomError:  # no directory today: the record has who decided
         today = None
-    live_gate: Gate = wf.gate or runner.gate
+    live_gate: Gate = UnavailableGate(broken) if broken else (wf.gate or runner.gate)
     hashes = {str(h) for r in records if (h := r.get("controlroom.policy.set_hash")) is not None}
     model_spec = str(start.get("controlroom.model.spec"))
     specs = {model_spec} | {m for s in wf.spec.steps if (m := getattr(s, "model", None))}
@@ -439,6 +463,11 @@ def replay_run(
         " and differs from today's; those calls were decided with today's policies"
         for h in sorted(replay_gate.missing)
     ]
+    if broken is not None:
+        notes.append(
+            f"today's policies cannot be loaded ({broken.message}); the replay decided with "
+            "the policy sets kept for this run"
+        )
     return ReplayReport(
         run_id,
         verification,

@@ -27,6 +27,7 @@ from langgraph.types import Command, StateSnapshot
 
 from controlroom.agents.models import resolve_model
 from controlroom.audit.recorder import RunAudit
+from controlroom.audit.records import Kind
 from controlroom.audit.replay import ReplayReport
 from controlroom.config import Settings, ensure_home, using_home
 from controlroom.errors import (
@@ -409,6 +410,7 @@ class Runner:
             workflow=wf.name,
             workflow_ref=wf.ref,
             workflow_hash=wf.digest,
+            workflow_fingerprint=wf.secret_fingerprint(self.store.identity_key()),
             user_id=principal.id,
             input=input,
             model=model_spec,
@@ -439,6 +441,8 @@ class Runner:
     ) -> RunResult:
         """Continue a run from its last checkpoint: after approvals, a pause, a crash."""
         record = self.store.get_run(run_id)
+        if record.status is RunStatus.COMPLETED and workflow is None:
+            return self._result(record.run_id)  # nothing to continue (the log has its end)
         wf = self._workflow_for(record, workflow, allow_changed=allow_changed)
         principal = self.principal(record.user_id)
         with self.backend.run_lock(record.run_id):
@@ -707,6 +711,15 @@ class Runner:
                 return self._bind(record.run_id, self._registered_for(record))
             workflow = record.workflow_ref
         wf = self.register(load_workflow(workflow))
+        if not allow_changed and self._fingerprint(wf) != record.workflow_fingerprint:
+            raise RunStateError(
+                f"The workflow given for run {record.run_id} has tools bound to other secret "
+                "configuration (an API key, a token, a SecretStr) than the run started with, "
+                "so its calls could act for another account. Pass the workflow the run "
+                "started with, or allow_changed=True (--allow-changed) if the credentials "
+                "were rotated on purpose.",
+                title="Workflow changed",
+            )
         if wf.digest != record.workflow_hash and not allow_changed:
             raise RunStateError(
                 f"The workflow '{wf.name}' changed since run {record.run_id} started "
@@ -716,9 +729,43 @@ class Runner:
             )
         return self._bind(record.run_id, wf)
 
+    def _fingerprint(self, workflow: Workflow) -> str | None:
+        return workflow.secret_fingerprint(self.store.identity_key())
+
+    def _continued_audit(self, record: RunRecord) -> RunAudit:
+        audit = self._audits.for_run(record.run_id, self._bound.get(record.run_id))
+        if audit.enabled and not audit.has(Kind.RUN_START):
+            self._restart_log(audit, record, self.principal(record.user_id))
+        return audit
+
+    def _restart_log(self, audit: RunAudit, record: RunRecord, principal: Principal) -> None:
+        """A crash tore the log's first line (run.start) and the next writer cut it off:
+        record the start again, from the store, so the log says who, what and with which
+        input, and a replay can start from it."""
+        fork = None
+        if record.parent_run_id is not None:
+            fork = {"run_id": record.parent_run_id, "checkpoint_id": record.parent_checkpoint}
+        audit.run_started(
+            principal=principal,
+            model_spec=record.model,
+            approve_mode=record.approve_mode,
+            input_text=record.input,
+            config=self._audits.config(),
+            fork=fork,
+            recovered=True,
+        )
+
     def _registered_for(self, record: RunRecord) -> Workflow:
-        """The one registered Python-built workflow a run was started with, or an error."""
-        candidates = self._registered.get(record.workflow_hash, [])
+        """The one registered Python-built workflow a run was started with, or an error.
+
+        It must have the run's digest (spec, tools, their public configuration) and the
+        same fingerprint of the secrets its tools hold: two workflows that differ only in
+        an API key belong to different accounts."""
+        candidates = [
+            w
+            for w in self._registered.get(record.workflow_hash, [])
+            if self._fingerprint(w) == record.workflow_fingerprint
+        ]
         if len(candidates) == 1:
             return candidates[0]
         if candidates:
@@ -733,7 +780,7 @@ class Runner:
         names = sorted({w.name for known in self._registered.values() for w in known})
         also = (
             f" Registered here: {', '.join(names)} (a different spec, tool or tool "
-            "configuration changes the digest)."
+            "configuration, secrets such as API keys included, is another workflow)."
             if names
             else ""
         )
@@ -757,6 +804,8 @@ class Runner:
         record = self.store.get_run(run_id)
         audit = self._audits.for_run(run_id, wf)
         self._audits.keep_policies(wf.gate or self.gate)  # what a replay decides with
+        if audit.enabled and not audit.has(Kind.RUN_START):
+            self._restart_log(audit, record, principal)
         if not fresh:  # a new run was inserted as running already
             self.store.update_run(run_id, status=RunStatus.RUNNING, error=None)
             answered = _answered(graph_input)
@@ -878,7 +927,7 @@ class Runner:
         that drove it may have died before it said so (then the run's end is recorded)."""
         if record.status is RunStatus.COMPLETED or not self._at_end(snapshot):
             return self._settle(record.run_id, snapshot)
-        audit = self._audits.for_run(record.run_id, self._bound.get(record.run_id))
+        audit = self._continued_audit(record)
         audit.run_resumed(step_mode=False, answered=[])
         return self._settle(record.run_id, snapshot, audit)
 
@@ -887,7 +936,7 @@ class Runner:
         died after the run began to wait, before it said so, has that recorded now."""
         if record.status is RunStatus.WAITING:
             return self._settle(record.run_id, snapshot)
-        audit = self._audits.for_run(record.run_id, self._bound.get(record.run_id))
+        audit = self._continued_audit(record)
         audit.run_resumed(step_mode=False, answered=[])
         return self._settle(record.run_id, snapshot, audit)
 

@@ -10,6 +10,7 @@ effect it authorises.
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -41,7 +42,8 @@ CREATE TABLE IF NOT EXISTS runs (
     parent_run_id TEXT,
     parent_checkpoint TEXT,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    workflow_fingerprint TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 CREATE TABLE IF NOT EXISTS approvals (
@@ -93,6 +95,10 @@ CREATE TABLE IF NOT EXISTS effects (
     started_at TEXT NOT NULL,
     completed_at TEXT,
     decision TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS refusals (
     run_id TEXT NOT NULL,
@@ -151,14 +157,23 @@ class RunRecord(BaseModel):
     created_at: str
     updated_at: str
     # derived by the store's queries, never stored in the runs table
-    DERIVED: ClassVar[set[str]] = {"pending_approvals", "denied_calls", "rejected_calls"}
+    DERIVED: ClassVar[set[str]] = {
+        "pending_approvals",
+        "denied_calls",
+        "rejected_calls",
+        "invalid_calls",
+    }
+    # an HMAC of the secrets the run's tools were bound to (see Workflow.secret_fingerprint):
+    # kept in the store, never in the audit or the JSON a script reads
+    workflow_fingerprint: str | None = Field(default=None, exclude=True, repr=False)
     pending_approvals: int = 0
     denied_calls: int = 0  # tool calls the gate refused (never executed)
     rejected_calls: int = 0  # tool calls a person rejected (never executed)
+    invalid_calls: int = 0  # tool calls refused for arguments that did not fit (never executed)
 
     @property
     def refused_calls(self) -> int:
-        return self.denied_calls + self.rejected_calls
+        return self.denied_calls + self.rejected_calls + self.invalid_calls
 
     @property
     def outcome(self) -> str:
@@ -168,6 +183,8 @@ class RunRecord(BaseModel):
             parts.append(f"{self.denied_calls} denied call(s)")
         if self.rejected_calls:
             parts.append(f"{self.rejected_calls} rejected call(s)")
+        if self.invalid_calls:
+            parts.append(f"{self.invalid_calls} call(s) refused for invalid arguments")
         return self.status.value + (f" with {' and '.join(parts)}" if parts else "")
 
 
@@ -291,6 +308,8 @@ class Store:
             columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(runs)")}
             if "parent_checkpoint" not in columns:  # forks (time travel), added in 0.2
                 self._add_column("runs", "parent_checkpoint TEXT")
+            if "workflow_fingerprint" not in columns:  # tools' secret configuration, 0.3
+                self._add_column("runs", "workflow_fingerprint TEXT")
             effects = {r["name"] for r in self._conn.execute("PRAGMA table_info(effects)")}
             if "decision" not in effects:  # the decision that authorised an effect, 0.3
                 self._add_column("effects", "decision TEXT")
@@ -327,6 +346,7 @@ class Store:
     def insert_run(self, record: RunRecord) -> None:
         data = record.model_dump(mode="json", exclude=RunRecord.DERIVED)
         data["next_steps"] = json.dumps(data["next_steps"])
+        data["workflow_fingerprint"] = record.workflow_fingerprint
         cols = ", ".join(data)
         marks = ", ".join(f":{k}" for k in data)
         with self._tx() as c:
@@ -356,7 +376,9 @@ class Store:
         "(SELECT COUNT(*) FROM refusals f WHERE f.run_id = runs.run_id "
         "AND f.status = 'denied') AS denied_calls, "
         "(SELECT COUNT(*) FROM refusals f WHERE f.run_id = runs.run_id "
-        "AND f.status = 'rejected') AS rejected_calls FROM runs"
+        "AND f.status = 'rejected') AS rejected_calls, "
+        "(SELECT COUNT(*) FROM refusals f WHERE f.run_id = runs.run_id "
+        "AND f.status = 'invalid_arguments') AS invalid_calls FROM runs"
     )
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -503,9 +525,28 @@ class Store:
         if changed == 0:
             raise ApprovalDecidedError(
                 f"Approval {approval_id} of run {run_id} was already {item.status.value} by "
-                f"{item.decided_by} at {item.decided_at}; a decision cannot be changed."
+                f"{item.decided_by} at {item.decided_at}; a decision cannot be changed. If "
+                f"the run has not gone on since, `controlroom resume {run_id}` continues it."
             )
         return item
+
+    # project meta ------------------------------------------------------------------
+    def identity_key(self) -> bytes:
+        """The project's random key for fingerprints of secret configuration (created on
+        first use, the same for every process on this store)."""
+        cached = getattr(self, "_identity_key", None)
+        if isinstance(cached, bytes):
+            return cached
+        fresh = secrets.token_hex(32)
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('identity_key', ?)", (fresh,)
+            )
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'identity_key'").fetchone()
+        key = bytes.fromhex(str(row["value"]))
+        self._identity_key = key
+        return key
 
     # refused calls -----------------------------------------------------------------
     def record_refusal(self, refusal: Refusal) -> None:

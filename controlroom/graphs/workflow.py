@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import importlib
 import json
 from collections.abc import Mapping
@@ -67,6 +68,17 @@ class Workflow:
         if self._digest is None:
             self._digest = _spec_digest(self.spec, self.tools)
         return self._digest
+
+    def secret_fingerprint(self, key: bytes) -> str | None:
+        """An HMAC (under ``key``, the project's) of the secret values the tools are bound
+        to, or None when they hold none. The digest leaves secrets out (it is recorded in
+        the audit); this tells apart two workflows that differ only in an API key."""
+        found = {name: t.secret_identity() for name, t in sorted(self.tools.items())}
+        secrets = {name: values for name, values in found.items() if values}
+        if not secrets:
+            return None
+        blob = json.dumps(secrets, sort_keys=True, default=str).encode()
+        return "hmac-sha256:" + hmac.new(key, blob, hashlib.sha256).hexdigest()
 
     @property
     def spec_digest(self) -> str:
@@ -149,7 +161,10 @@ def policy_gate(policies: str | None, base_dir: Path) -> Gate | None:
 
 
 def load_workflow(
-    ref: str | Path | Workflow, *, prompt_versions: Mapping[str, int] | None = None
+    ref: str | Path | Workflow,
+    *,
+    prompt_versions: Mapping[str, int] | None = None,
+    with_policies: bool = True,
 ) -> Workflow:
     """Load a workflow from a YAML file, a folder holding ``workflow.yaml``, or ``module:attr``.
 
@@ -157,6 +172,8 @@ def load_workflow(
     Python, for example with :class:`controlroom.GraphBuilder`. ``prompt_versions`` (id ->
     version) overrides the library prompt versions a workflow file's steps use; the
     workflow's ``ref`` remembers them, so a resume or an approval reloads the same prompts.
+    ``with_policies=False`` leaves a workflow file's ``policies:`` unloaded (``gate`` None):
+    for a replay, which decides with the policy sets its record names.
     """
     if isinstance(ref, Workflow):
         if not prompt_versions or ref.ref == PYTHON_OBJECT:
@@ -180,7 +197,7 @@ def load_workflow(
             tools={t.name: t for t in tools},
             ref=with_overrides(str(path.resolve()), overrides),
             base_dir=base,
-            gate=policy_gate(spec.policies, base),
+            gate=policy_gate(spec.policies, base) if with_policies else None,
             prompts=prompts,
         )
     if ":" in text:

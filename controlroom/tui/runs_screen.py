@@ -39,7 +39,11 @@ def status_cell(record: RunRecord) -> Text:
     )
     refused = [
         f"{n} {what}"
-        for n, what in ((record.denied_calls, "denied"), (record.rejected_calls, "rejected"))
+        for n, what in (
+            (record.denied_calls, "denied"),
+            (record.rejected_calls, "rejected"),
+            (record.invalid_calls, "invalid"),
+        )
         if n
     ]
     if refused:

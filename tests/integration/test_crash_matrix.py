@@ -255,6 +255,17 @@ def sampled(trace: list[tuple[str, int]]) -> list[tuple[str, int]]:
     return [(name, n) for name, n in trace if name not in keep or n in keep[name]]
 
 
+# The audit log is a file on every backend; what differs on PostgreSQL is the store, the
+# checkpoints and the locks. There the matrix kills at every point that touches them, and at
+# the audit records the runner orders against the store (stops, approvals, decisions); the
+# model-call, tool-result and torn-line points are the file's, covered on SQLite.
+FILE_ONLY = {"audit.model.call", "audit.tool.result", "audit.torn", "audit.run.start"}
+
+
+def on_every_backend(point: str) -> bool:
+    return point not in FILE_ONLY
+
+
 @pytest.fixture(scope="module")
 def zygote() -> Iterator[Zygote]:
     z = Zygote()
@@ -295,6 +306,8 @@ def test_every_kill_point_recovers(
     once = {k: 1 for k in reference.effects}
     assert reference.effects == once, reference.effects
     points = [(c, name, n) for c, trace in enumerate(traces) for name, n in sampled(trace)]
+    if backend == "postgres":
+        points = [p for p in points if on_every_backend(p[1])]
     assert len({name for _, name, _ in points}) >= 12, points  # the matrix covers the kinds
 
     results: list[dict[str, Any]] = []
@@ -318,6 +331,9 @@ def test_every_kill_point_recovers(
         if got.verify_rc != 0:
             problems.append(f"{where}: audit verify exited {got.verify_rc}")
         log = read_records(cli.home / "audit" / f"{got.run_id}.jsonl")
+        starts = [r for r in log if r["kind"] == "run.start"]
+        if len(starts) != 1:  # a torn first line is cut off, and the start recorded again
+            problems.append(f"{where}: the log holds {len(starts)} run.start record(s)")
         ends = [r for r in log if r["kind"] == "run.end"]
         if ends and ends[-1]["controlroom.run.status"] != "completed":
             problems.append(

@@ -179,3 +179,30 @@ def test_an_effect_in_the_ledger_keeps_its_decision_after_a_crash(
     assert verify.rc == 0, verify
     replay = cli("replay", run_id, "--json")
     assert json.loads(replay.stdout)["matched"] is True, replay
+
+
+def test_a_run_start_torn_by_a_crash_is_recorded_again(
+    tmp_path: Path, zygote: Zygote, bank: Path
+) -> None:
+    """The first audit line half-written when the process died: the next writer cuts it off
+    (log.repair) and the resume records run.start again, so the log still says who, what
+    and with which input, and the run can be replayed."""
+    home = new_home(tmp_path, "home")
+    cli = Cli(zygote, home, tmp_path)
+    killed = cli("run", str(bank), "-u", "alice", "-i", "Move 250", fault="audit.torn@1")
+    assert killed.killed, killed
+    [record] = cli("runs", "--json").json()
+    waiting = cli("resume", record["run_id"], "--json")
+    assert waiting.rc == 3, waiting
+    done = cli(
+        "approve", record["run_id"], waiting.json()["pending"][0]["approval_id"], "-u", "bob"
+    )
+    assert done.rc == 0, done
+    log = read_records(home / "audit" / f"{record['run_id']}.jsonl")
+    assert [r["kind"] for r in log[:2]] == ["log.repair", "run.start"]
+    assert log[1]["controlroom.start.recovered"] is True
+    assert log[1]["user.id"] == "alice" and log[1]["controlroom.input.sha256"]
+    assert cli("audit", "verify", record["run_id"]).rc == 0
+    replayed = cli("replay", record["run_id"], "--json")
+    assert replayed.rc == 0, replayed
+    assert replayed.json()["matched"] is True

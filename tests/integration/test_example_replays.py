@@ -261,6 +261,29 @@ def test_redecide_reports_the_paid_invoice_as_policy_drift(invoice_run: tuple[Pa
     assert "create_payment" in text.stdout and "deny today" in text.stdout
 
 
+def test_the_replay_decides_with_the_kept_policies_when_todays_are_moved_or_broken(
+    tmp_path: Path,
+) -> None:
+    """The record names the policy set that decided each call and the project keeps it by
+    hash: a policy folder moved away, or broken, after the run changes nothing in the
+    replay; --redecide says today's policies cannot be loaded."""
+    example = tmp_path / "invoice-payment"
+    shutil.copytree(INVOICE, example)
+    home = fresh(tmp_path / "project")
+    started = run(home, example, "alice", "Pay invoice INV-1004", example / "script.yaml")
+    run_id = str(approve(home, started, "bob")["run"]["run_id"])
+
+    (example / "policies" / "finance.cedar").write_text("permit (this is not Cedar")
+    report = assert_replays(home, run_id)
+    assert any("cannot be loaded" in note for note in report["notes"])
+    code, redecided = replay(home, run_id, "--redecide")
+    assert code == 3 and redecided["matched"] is True
+    assert {d["today"]["policies"][0] for d in redecided["drift"]} == {"policies-unavailable"}
+
+    shutil.rmtree(example / "policies")
+    assert_replays(home, run_id)
+
+
 # --- enterprise-assistant: a refused salary look-up, a payment, a mail -------------------
 
 

@@ -97,3 +97,27 @@ def test_a_completed_run_with_a_denied_call_exits_5(pack_home: Path, tmp_path: P
     result = json.loads(as_json.stdout)
     assert result["run"]["status"] == "completed" and result["run"]["denied_calls"] == 1
     assert result["refused"][0]["policies"] == ["default-deny"]
+
+
+INVALID = """
+replies:
+  - tool_calls: [{name: get_salary, args: {employee: E0008}}]
+  - content: Done.
+"""
+
+
+def test_a_call_refused_for_invalid_arguments_is_not_hidden_either(
+    pack_home: Path, tmp_path: Path
+) -> None:
+    """The model called a tool with arguments it does not take and then said "Done."."""
+    wf = tmp_path / "chores"
+    wf.mkdir()
+    (wf / "workflow.yaml").write_text(WORKFLOW)
+    (wf / "script.yaml").write_text(INVALID)
+    done = run_cli(pack_home, "run", str(wf), "-u", "alice", "-i", "Carol's salary?", "--json")
+    assert done.returncode == 5, done.stdout + done.stderr
+    run = json.loads(done.stdout)
+    assert run["run"]["invalid_calls"] == 1 and run["run"]["denied_calls"] == 0
+    assert run["refused"][0]["status"] == "invalid_arguments"
+    text = run_cli(pack_home, "show", run["run"]["run_id"]).stdout
+    assert "completed with 1 call(s) refused for invalid arguments" in text

@@ -121,7 +121,8 @@ def test_hostile_workflow_files(project: Path, tmp_path: Path, content: bytes, s
 def test_tool_paths_with_a_nul_byte_or_a_symlink_loop(project: Path, tmp_path: Path) -> None:
     (tmp_path / "loop.py").symlink_to(tmp_path / "loop2.py")
     (tmp_path / "loop2.py").symlink_to(tmp_path / "loop.py")
-    for ref, shown in [("./to\\0ols.py:x", "to\0ols.py"), ("./loop.py:x", "loop.py")]:
+    # The NUL byte is shown escaped (`\x00`), never written raw to the terminal.
+    for ref, shown in [("./to\\0ols.py:x", "to\\x00ols.py"), ("./loop.py:x", "loop.py")]:
         wf = tmp_path / "workflow.yaml"
         wf.write_bytes(f'name: x\ntools: ["{ref}"]'.encode() + STEP)
         message = usage_error(cli("run", str(wf), "-u", "alice", "-i", "x"))

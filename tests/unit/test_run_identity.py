@@ -136,3 +136,79 @@ def test_another_runner_resumes_with_the_registered_workflow_and_never_guesses(
         done = other.approve(run_a.run_id, item, by="bob")
     assert done.status is RunStatus.COMPLETED
     assert PAID == [("ACC-A", "INV-1", 10.0)]
+
+
+class KeyedBank:
+    """A client whose account is its API key (the secret is the identity)."""
+
+    def __init__(self, api_key: str) -> None:
+        self.api_key = api_key
+
+    def pay(self, invoice: str, amount: float) -> dict[str, Any]:
+        PAID.append((self.api_key[:6], invoice, amount))
+        return {"paid": amount}
+
+
+def test_tools_that_differ_only_in_a_secret_are_different_workflows(project: Path) -> None:
+    """The secret stays out of the digest (the audit records it), yet a run of account A
+    never resumes with account B's key."""
+
+    def keyed(key: str) -> Workflow:
+        return workflow(tool(KeyedBank(key).pay, effect=Effect.IRREVERSIBLE, name="pay"))
+
+    a, b = keyed("sk-AAA-secret-one"), keyed("sk-BBB-secret-two")
+    assert a.digest == b.digest  # no secret in what the audit records
+    with Runner(home=project, models=after()) as first:
+        run_a = first.start(a, user="alice", input="pay INV-1")
+    item = run_a.pending[0].approval_id
+    assert "sk-AAA" not in (project / "audit" / f"{run_a.run_id}.jsonl").read_text()
+    store = project / "controlroom.sqlite"
+    if store.exists():  # SQLite: the store keeps an HMAC, never the key
+        assert b"sk-AAA" not in store.read_bytes()
+    with Runner(home=project, models=after()) as other:
+        other.register(b)
+        with pytest.raises(RunStateError, match="Nothing was recorded"):
+            other.approve(run_a.run_id, item, by="bob")
+        with pytest.raises(RunStateError, match="other secret configuration"):
+            other.resume(run_a.run_id, workflow=b)
+    assert PAID == []
+    with Runner(home=project, models=after()) as other:
+        other.register(b)
+        other.register(keyed("sk-AAA-secret-one"))  # the same account, rebuilt
+        done = other.approve(run_a.run_id, item, by="bob")
+    assert done.status is RunStatus.COMPLETED
+    assert PAID == [("sk-AAA", "INV-1", 10.0)]
+
+
+def test_slots_private_plain_values_and_class_attributes_are_identity() -> None:
+    class Slotted:
+        __slots__ = ("account",)
+
+        def __init__(self, account: str) -> None:
+            self.account = account
+
+        def pay(self, invoice: str, amount: float) -> dict[str, Any]:
+            return {}
+
+    class Private:
+        def __init__(self, account: str) -> None:
+            self._account = account
+            self._cache: dict[str, Any] = {}  # not identity: it fills as the tool is used
+
+        def pay(self, invoice: str, amount: float) -> dict[str, Any]:
+            return {}
+
+    class Base:
+        def pay(self, invoice: str, amount: float) -> dict[str, Any]:
+            return {}
+
+    def digest(obj: Any) -> str:
+        return workflow(tool(obj.pay, effect=Effect.IRREVERSIBLE, name="pay")).digest
+
+    assert digest(Slotted("A")) != digest(Slotted("B"))
+    assert digest(Private("A")) != digest(Private("B"))
+    used = Private("A")
+    used._cache["x"] = 1
+    assert digest(used) == digest(Private("A"))
+    per_tenant = [type("Tenant", (Base,), {"account": acc})() for acc in ("A", "B")]
+    assert digest(per_tenant[0]) != digest(per_tenant[1])
