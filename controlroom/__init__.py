@@ -45,10 +45,8 @@ from controlroom.errors import (
     WorkflowError,
     WorkflowFileError,
 )
-from controlroom.graphs.builder import GraphBuilder
-from controlroom.graphs.results import RunResult
-from controlroom.graphs.runner import Runner
-from controlroom.graphs.spec import (
+from controlroom.graphs.authoring.builder import GraphBuilder
+from controlroom.graphs.authoring.spec import (
     END,
     ApprovalStep,
     BranchStep,
@@ -56,8 +54,11 @@ from controlroom.graphs.spec import (
     ToolsStep,
     WorkflowSpec,
 )
-from controlroom.graphs.state import RunState
-from controlroom.graphs.store import (
+from controlroom.graphs.authoring.workflow import Workflow, load_workflow
+from controlroom.graphs.control.run_result import RunResult
+from controlroom.graphs.control.runner import Runner
+from controlroom.graphs.runtime.run_state import RunState
+from controlroom.graphs.storage.run_store import (
     Approval,
     ApprovalStatus,
     Refusal,
@@ -65,7 +66,6 @@ from controlroom.graphs.store import (
     RunRecord,
     RunStatus,
 )
-from controlroom.graphs.workflow import Workflow, load_workflow
 from controlroom.identity import Directory, Principal
 from controlroom.tools.gate import Decision, DeclaredGate, Gate, Verdict
 from controlroom.tools.langchain import from_langchain_tool

@@ -13,7 +13,7 @@
 * :mod:`~controlroom.audit.replay`    replay parts: recorded replies, dry-run tools, compare
 
 This package depends on ``tools``, ``identity``, ``config`` and ``errors``, never on
-``graphs``, ``cli`` or ``tui``; :mod:`controlroom.graphs.replay` drives a replay.
+``graphs``, ``cli`` or ``tui``; :mod:`controlroom.graphs.control.replay` drives a replay.
 """
 
 from controlroom.audit.errors import AuditError, AuditKeyError, ReplayError

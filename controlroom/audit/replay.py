@@ -1,6 +1,6 @@
 """Replay: play a recorded run again without any model or tool effect, and compare.
 
-The parts here know nothing of graphs; :func:`controlroom.graphs.replay.replay_run` drives
+The parts here know nothing of graphs; :func:`controlroom.graphs.control.replay.replay_run` drives
 the workflow with them in a scratch project folder:
 
 * :class:`ReplaySession` reads what a log says happened, keeping the last attempt of

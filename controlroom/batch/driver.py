@@ -43,10 +43,10 @@ from controlroom.batch.report import BatchProgress, BatchReport, BatchRunReport,
 from controlroom.batch.worker import execute_run
 from controlroom.config import private_dir, write_private
 from controlroom.errors import ConfigError, RunStateError
-from controlroom.graphs.runner import Runner
-from controlroom.graphs.state import ApproveMode
-from controlroom.graphs.store import BatchItem, BatchRecord, RunRecord, RunStatus, now
-from controlroom.graphs.workflow import PYTHON_OBJECT, Workflow, load_workflow
+from controlroom.graphs.authoring.workflow import PYTHON_OBJECT, Workflow, load_workflow
+from controlroom.graphs.control.runner import Runner
+from controlroom.graphs.runtime.run_state import ApproveMode
+from controlroom.graphs.storage.run_store import BatchItem, BatchRecord, RunRecord, RunStatus, now
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What a Ray worker does with one run: drive it as far as it goes, then let go.
 
 A task is ``execute_run(settings, run_id)``. The worker process keeps one
-:class:`~controlroom.graphs.runner.Runner` per settings (database pool, compiled graphs,
+:class:`~controlroom.graphs.control.runner.Runner` per settings (database pool, compiled graphs,
 models) across the tasks it is given. The run is continued with ``Runner.resume``: a queued
 run starts, a run whose approvals were decided goes on with the decisions, a run whose last
 worker died continues from its last checkpoint (the effect ledger keeps its side effects
@@ -19,7 +19,7 @@ import time
 from controlroom.batch.report import RunOutcome
 from controlroom.config import Settings
 from controlroom.errors import ControlroomError, RunBusyError
-from controlroom.graphs.runner import Runner
+from controlroom.graphs.control.runner import Runner
 
 _RUNNERS: dict[str, Runner] = {}
 _LOCK = threading.Lock()

@@ -18,9 +18,9 @@ from controlroom.cli.inputs import json_option, text_option
 from controlroom.cli.render import escape
 from controlroom.config import Settings
 from controlroom.errors import ConfigError, ControlroomError
-from controlroom.graphs.results import RunResult
-from controlroom.graphs.runner import Runner
-from controlroom.graphs.store import RunStatus
+from controlroom.graphs.control.run_result import RunResult
+from controlroom.graphs.control.runner import Runner
+from controlroom.graphs.storage.run_store import RunStatus
 from controlroom.tools.policy import project_gate
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_PAUSED = 0, 1, 2, 3, 4
@@ -221,7 +221,7 @@ def run(
     target: Any = workflow
     if prompt:
         from controlroom.agents.prompt_library import parse_overrides
-        from controlroom.graphs.workflow import load_workflow
+        from controlroom.graphs.authoring.workflow import load_workflow
 
         target = load_workflow(workflow, prompt_versions=parse_overrides(prompt))
     result = runner.start(

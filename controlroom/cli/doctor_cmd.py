@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from controlroom.graphs.doctor import DoctorReport, diagnose
+from controlroom.graphs.control.doctor import DoctorReport, diagnose
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
 OrphansOpt = Annotated[

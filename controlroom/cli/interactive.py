@@ -10,9 +10,9 @@ from rich.markup import escape
 
 from controlroom.cli.inputs import json_option
 from controlroom.errors import ControlroomError
-from controlroom.graphs.results import RunResult
-from controlroom.graphs.runner import Runner
-from controlroom.graphs.store import RunStatus
+from controlroom.graphs.control.run_result import RunResult
+from controlroom.graphs.control.runner import Runner
+from controlroom.graphs.storage.run_store import RunStatus
 
 
 def decide_interactively(

@@ -16,7 +16,7 @@ from rich.markup import escape
 from controlroom.cli.app import JsonOpt, _parse_args, _settings, handles_errors, out
 from controlroom.config import Settings
 from controlroom.errors import ConfigError, UnknownToolError
-from controlroom.graphs.workflow import load_workflow
+from controlroom.graphs.authoring.workflow import load_workflow
 from controlroom.identity import Directory
 from controlroom.tools.cedar_schema import draft_schema
 from controlroom.tools.gate import Decision, DeclaredGate, Gate, Verdict

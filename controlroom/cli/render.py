@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.markup import escape as escape_markup
 from rich.table import Table
 
-from controlroom.graphs.results import RunResult
-from controlroom.graphs.store import Approval, Refusal, RunRecord, RunStatus
+from controlroom.graphs.control.run_result import RunResult
+from controlroom.graphs.storage.run_store import Approval, Refusal, RunRecord, RunStatus
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

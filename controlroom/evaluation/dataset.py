@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from controlroom.errors import ControlroomError, DatasetError
-from controlroom.graphs.workflow_file import SourceMap
+from controlroom.graphs.authoring.workflow_file import SourceMap
 
 __all__ = [
     "ApprovalAnswer",

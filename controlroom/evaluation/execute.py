@@ -39,11 +39,11 @@ from controlroom.evaluation.metrics import (
     violations,
 )
 from controlroom.evaluation.report import ApprovalTaken, CaseResult, Check, EvalReport, totals
-from controlroom.graphs.results import RunResult
-from controlroom.graphs.runner import Runner
-from controlroom.graphs.spec import AnswerStep, RetrieveStep
-from controlroom.graphs.store import RunStatus
-from controlroom.graphs.workflow import Workflow, load_workflow
+from controlroom.graphs.authoring.spec import AnswerStep, RetrieveStep
+from controlroom.graphs.authoring.workflow import Workflow, load_workflow
+from controlroom.graphs.control.run_result import RunResult
+from controlroom.graphs.control.runner import Runner
+from controlroom.graphs.storage.run_store import RunStatus
 from controlroom.retrieval import DocumentStore, ingest, open_store
 
 __all__ = ["EvalOptions", "Progress", "prepare_project", "resolve_target", "run_eval"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from controlroom.graphs.runner import Runner
+    from controlroom.graphs.control.runner import Runner
 
 
 def run_app(

@@ -21,10 +21,10 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 
 from controlroom.errors import ControlroomError
-from controlroom.graphs.results import RunResult
-from controlroom.graphs.runner import Runner
-from controlroom.graphs.store import RunStatus
-from controlroom.graphs.supervision import Breakpoints, CheckpointInfo, RunEvent
+from controlroom.graphs.control.run_result import RunResult
+from controlroom.graphs.control.runner import Runner
+from controlroom.graphs.control.supervision import Breakpoints, CheckpointInfo, RunEvent
+from controlroom.graphs.storage.run_store import RunStatus
 from controlroom.tui.approval import ApprovalContext, ApprovalScreen, Decision
 from controlroom.tui.run_screen import RunScreen
 from controlroom.tui.runs_screen import RunsScreen

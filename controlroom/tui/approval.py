@@ -22,8 +22,8 @@ from textual.widgets import Button, Input, Label, Static
 
 from controlroom.config import using_home
 from controlroom.errors import ControlroomError
-from controlroom.graphs.runner import Runner
-from controlroom.graphs.store import Approval
+from controlroom.graphs.control.runner import Runner
+from controlroom.graphs.storage.run_store import Approval
 from controlroom.identity import Principal
 from controlroom.tools.gate import Gate, Verdict
 from controlroom.tools.spec import Tool

@@ -16,10 +16,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from controlroom.graphs.state import RunState
-from controlroom.graphs.store import RunRecord
-from controlroom.graphs.supervision import Breakpoints, CheckpointInfo
-from controlroom.graphs.workflow import Workflow
+from controlroom.graphs.authoring.workflow import Workflow
+from controlroom.graphs.control.supervision import Breakpoints, CheckpointInfo
+from controlroom.graphs.runtime.run_state import RunState
+from controlroom.graphs.storage.run_store import RunRecord
 
 TOOL = "gen_ai.tool.name"
 ARGS = "gen_ai.tool.call.arguments"

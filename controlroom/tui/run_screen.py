@@ -22,9 +22,9 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from controlroom.audit.log import log_path
 from controlroom.errors import ControlroomError
-from controlroom.graphs.store import Approval, RunRecord, RunStatus
-from controlroom.graphs.supervision import Breakpoints, CheckpointInfo, RunEvent
-from controlroom.graphs.workflow import Workflow
+from controlroom.graphs.authoring.workflow import Workflow
+from controlroom.graphs.control.supervision import Breakpoints, CheckpointInfo, RunEvent
+from controlroom.graphs.storage.run_store import Approval, RunRecord, RunStatus
 from controlroom.tui.audit_screen import read_lines
 from controlroom.tui.render import clip, graph_text, records_view, step_detail, when
 from controlroom.tui.runs_screen import STATUS_LABEL, STATUS_STYLE

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from controlroom.errors import ControlroomError
-from controlroom.graphs.store import RunRecord, RunStatus
+from controlroom.graphs.storage.run_store import RunRecord, RunStatus
 from controlroom.tui.render import clip, origin, when
 
 if TYPE_CHECKING:

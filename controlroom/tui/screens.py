@@ -15,8 +15,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from controlroom.graphs.supervision import Breakpoints, CheckpointInfo
-from controlroom.graphs.workflow import Workflow
+from controlroom.graphs.authoring.workflow import Workflow
+from controlroom.graphs.control.supervision import Breakpoints, CheckpointInfo
 
 HELP_TEXT = """\
 Everywhere

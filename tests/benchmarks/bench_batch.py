@@ -61,7 +61,7 @@ sys.path.insert(0, str(REPO))
 
 from controlroom import Principal, Runner, Settings, ToolContext, load_workflow  # noqa: E402
 from controlroom.batch import BatchOptions, create_batch, parse_inputs, run_batch  # noqa: E402
-from controlroom.graphs.backend import strict_serializer  # noqa: E402
+from controlroom.graphs.storage.backend import strict_serializer  # noqa: E402
 from controlroom.testing import ScriptedChatModel  # noqa: E402
 from tests.benchmarks.common import parse_args  # noqa: E402
 

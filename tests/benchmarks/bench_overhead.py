@@ -87,13 +87,13 @@ from controlroom import (  # noqa: E402
     tool,
 )
 from controlroom.agents.prompts import render  # noqa: E402
-from controlroom.graphs.backend import strict_serializer  # noqa: E402
 
 # The node factories and their context are internals of the graph runtime; the direct-call
 # micro-benchmarks (node_microbench) exist to time exactly those functions, so they are the
 # one place this benchmark imports them.
-from controlroom.graphs.nodes import make_model_node, make_tools_node  # noqa: E402
-from controlroom.graphs.state import RunContext  # noqa: E402
+from controlroom.graphs.runtime.nodes import make_model_node, make_tools_node  # noqa: E402
+from controlroom.graphs.runtime.run_state import RunContext  # noqa: E402
+from controlroom.graphs.storage.backend import strict_serializer  # noqa: E402
 from controlroom.testing import ScriptedChatModel, ScriptedReply, ScriptedToolCall  # noqa: E402
 from tests.benchmarks.common import parse_args  # noqa: E402
 

@@ -48,7 +48,7 @@ from controlroom import (  # noqa: E402
     RunStatus,
     tool,
 )
-from controlroom.graphs.supervision import Breakpoints  # noqa: E402
+from controlroom.graphs.control.supervision import Breakpoints  # noqa: E402
 from controlroom.testing import ScriptedChatModel, ScriptedReply, ScriptedToolCall  # noqa: E402
 
 # The screens and what they show (the runs table's `loaded`, the run screen's `view`, the

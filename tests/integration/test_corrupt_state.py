@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from controlroom import Runner
 from controlroom.cli import app
 from controlroom.errors import StateError
-from controlroom.graphs.store import Store
+from controlroom.graphs.storage.run_store import Store
 from tests.conftest import EXAMPLE, run_cli
 from tests.state_support import emptied, garbage, make_project, pages_scrambled, truncated
 

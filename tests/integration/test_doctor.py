@@ -20,8 +20,8 @@ from controlroom.audit import AuditLog
 from controlroom.audit.keys import load_or_create_signer
 from controlroom.cli import app
 from controlroom.config import Settings
-from controlroom.graphs.doctor import diagnose
-from controlroom.graphs.store import Store
+from controlroom.graphs.control.doctor import diagnose
+from controlroom.graphs.storage.run_store import Store
 from tests.conftest import EXAMPLE
 from tests.state_support import emptied, make_project, truncated
 

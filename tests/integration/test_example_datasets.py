@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from controlroom.evaluation import EvalOptions, load_dataset, run_eval
-from controlroom.graphs.workflow import load_workflow
+from controlroom.graphs.authoring.workflow import load_workflow
 from controlroom.testing import block_network
 
 pytestmark = pytest.mark.eval

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from controlroom.audit.log import read_records
-from controlroom.graphs.runner import Runner
+from controlroom.graphs.control.runner import Runner
 from controlroom.retrieval import ABSTAIN, DocumentStore
 from tests.conftest import cli_env
 from tests.retrieval_support import REPO, SAMPLE_DIRECTORY

@@ -16,7 +16,7 @@ from textual.widgets import Checkbox, DataTable, Input, SelectionList, Static
 
 from controlroom import ApprovalStatus, Directory, Runner, RunStatus
 from controlroom.audit.log import read_records
-from controlroom.graphs.supervision import Breakpoints, RunEvent
+from controlroom.graphs.control.supervision import Breakpoints, RunEvent
 from controlroom.tui.app import ControlRoomApp
 from controlroom.tui.approval import ApprovalScreen
 from controlroom.tui.audit_screen import AuditScreen

@@ -15,9 +15,9 @@ from controlroom.audit.verify import verify_log
 from controlroom.batch import create_batch, parse_inputs
 from controlroom.cli import app
 from controlroom.errors import ConfigError, RunNotFoundError, RunStateError
-from controlroom.graphs.backend import checkpoints_from_saver
-from controlroom.graphs.store_postgres import translate
-from controlroom.graphs.workflow import PYTHON_OBJECT, load_workflow
+from controlroom.graphs.authoring.workflow import PYTHON_OBJECT, load_workflow
+from controlroom.graphs.storage.backend import checkpoints_from_saver
+from controlroom.graphs.storage.postgres import translate
 from tests.batch_support import batch_workflow
 
 

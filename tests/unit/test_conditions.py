@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controlroom.graphs.conditions import ConditionError, compile_condition
+from controlroom.graphs.authoring.conditions import ConditionError, compile_condition
 
 CTX: dict[str, Any] = {
     "input": "please refund order 42",

@@ -8,7 +8,7 @@ import pytest
 
 from controlroom.agents.prompt_library import PromptLibrary, parse_override, parse_ref
 from controlroom.errors import PromptNotFoundError, WorkflowFileError
-from controlroom.graphs.workflow import load_workflow
+from controlroom.graphs.authoring.workflow import load_workflow
 from tests.eval_support import write_project
 
 pytestmark = pytest.mark.eval

@@ -23,7 +23,7 @@ import pytest
 
 from controlroom import Workflow, load_workflow
 from controlroom.errors import WorkflowDefinitionError
-from controlroom.graphs import tool_refs
+from controlroom.graphs.authoring import tool_refs
 
 WAIT = 10.0  # seconds; only reached when something hangs
 
@@ -222,7 +222,7 @@ def test_a_file_may_load_another_while_it_executes(tmp_path: Path) -> None:
     (tmp_path / "helper.py").write_text(TOOL.replace("slow_lookup", "helper_lookup"))
     (tmp_path / "tools.py").write_text(
         "from pathlib import Path\n"
-        "from controlroom.graphs.tool_refs import resolve_tool_refs\n"
+        "from controlroom.graphs.authoring.tool_refs import resolve_tool_refs\n"
         "[helper_lookup] = resolve_tool_refs(['./helper.py:helper_lookup'], Path(__file__).parent)\n"
         + TOOL
     )

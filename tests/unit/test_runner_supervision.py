@@ -11,8 +11,8 @@ import pytest
 
 from controlroom import Runner, RunStateError, RunStatus
 from controlroom.audit.log import read_records
-from controlroom.graphs.store import Store
-from controlroom.graphs.supervision import Breakpoints, RunEvent, StateEdits
+from controlroom.graphs.control.supervision import Breakpoints, RunEvent, StateEdits
+from controlroom.graphs.storage.run_store import Store
 from tests.tui.conftest import FLOW as EXAMPLE
 from tests.tui.conftest import FLOW_MODEL
 

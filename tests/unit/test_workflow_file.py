@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from controlroom.errors import WorkflowDefinitionError, WorkflowFileError
-from controlroom.graphs.spec import (
+from controlroom.graphs.authoring.spec import (
     ApprovalStep,
     BranchStep,
     Case,
@@ -17,8 +17,8 @@ from controlroom.graphs.spec import (
     ToolsStep,
     WorkflowSpec,
 )
-from controlroom.graphs.validate import check_workflow
-from controlroom.graphs.workflow_file import load_workflow_file
+from controlroom.graphs.authoring.validate import check_workflow
+from controlroom.graphs.authoring.workflow_file import load_workflow_file
 
 VALID = """\
 # a comment line

@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, AnyMessage
 from langgraph.graph.message import add_messages
 
 from controlroom.audit.recorder import RunAudit
-from controlroom.graphs.store import Store
+from controlroom.graphs.storage.run_store import Store
 from controlroom.identity import Principal
 from controlroom.tools.gate import Gate
 from controlroom.tools.spec import Tool

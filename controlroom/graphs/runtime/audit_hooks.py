@@ -16,12 +16,12 @@ from controlroom.audit.recorder import RunAudit, WorkflowInfo, policy_set_hash
 from controlroom.audit.redact import Redactor, secrets_of_tool
 from controlroom.config import Settings
 from controlroom.errors import ControlroomError
-from controlroom.graphs.state import RunContext
-from controlroom.graphs.store import Approval, ApprovalStatus
+from controlroom.graphs.runtime.run_state import RunContext
+from controlroom.graphs.storage.run_store import Approval, ApprovalStatus
 from controlroom.identity import Principal
 
 if TYPE_CHECKING:
-    from controlroom.graphs.workflow import Workflow
+    from controlroom.graphs.authoring.workflow import Workflow
 from controlroom.tools.gate import Decision
 from controlroom.tools.spec import Tool
 

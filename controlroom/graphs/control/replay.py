@@ -53,17 +53,17 @@ from controlroom.audit.replay import (
 from controlroom.audit.verify import verify_log
 from controlroom.config import using_home
 from controlroom.errors import ControlroomError, PolicyError
-from controlroom.graphs.spec import RetrieveStep
-from controlroom.graphs.store import RunStatus
-from controlroom.graphs.workflow import PYTHON_OBJECT, Workflow, load_workflow
+from controlroom.graphs.authoring.spec import RetrieveStep
+from controlroom.graphs.authoring.workflow import PYTHON_OBJECT, Workflow, load_workflow
+from controlroom.graphs.storage.run_store import RunStatus
 from controlroom.identity import Directory, Principal
 from controlroom.tools.gate import CallRef, Decision, Gate, Verdict, current_call
 from controlroom.tools.policy import PolicyGate
 from controlroom.tools.spec import Tool
 
 if TYPE_CHECKING:
-    from controlroom.graphs.results import RunResult
-    from controlroom.graphs.runner import Runner
+    from controlroom.graphs.control.run_result import RunResult
+    from controlroom.graphs.control.runner import Runner
 
 _MAX_ROUNDS = 1000
 
@@ -376,7 +376,7 @@ def replay_run(
 ) -> ReplayReport:
     """Replay ``run_id`` of ``runner``'s project from its audit log and compare (with
     ``redecide``, also report where today's policies and data decide differently)."""
-    from controlroom.graphs.runner import Runner
+    from controlroom.graphs.control.runner import Runner
 
     settings = runner.settings
     path = log_path(settings.audit_path, run_id)

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from controlroom.errors import WorkflowDefinitionError
-from controlroom.graphs.conditions import ALLOWED_FORMS, ConditionError, compile_condition
-from controlroom.graphs.spec import (
+from controlroom.graphs.authoring.conditions import ALLOWED_FORMS, ConditionError, compile_condition
+from controlroom.graphs.authoring.spec import (
     END,
     AnswerStep,
     ApprovalStep,

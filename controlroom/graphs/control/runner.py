@@ -38,24 +38,11 @@ from controlroom.errors import (
     ToolError,
     UnknownToolError,
 )
-from controlroom.graphs import time_travel
-from controlroom.graphs.approval_checks import ensure_may_decide, ensure_pending
-from controlroom.graphs.audit_hooks import AuditFactory, record_decision, record_stop
-from controlroom.graphs.backend import open_backend
-from controlroom.graphs.compile import to_state_graph
-from controlroom.graphs.nodes import decision_payload
-from controlroom.graphs.results import RunResult
-from controlroom.graphs.state import ApproveMode, RunContext, RunState
-from controlroom.graphs.store import (
-    Approval,
-    ApprovalStatus,
-    Refusal,
-    RunRecord,
-    RunStatus,
-    Store,
-    now,
-)
-from controlroom.graphs.supervision import (
+from controlroom.graphs.authoring.workflow import PYTHON_OBJECT, Workflow, load_workflow
+from controlroom.graphs.control import time_travel
+from controlroom.graphs.control.approval_checks import ensure_may_decide, ensure_pending
+from controlroom.graphs.control.run_result import RunResult
+from controlroom.graphs.control.supervision import (
     Breakpoints,
     CheckpointInfo,
     HeadCache,
@@ -66,7 +53,20 @@ from controlroom.graphs.supervision import (
     breakpoint_hit,
     interrupt_before,
 )
-from controlroom.graphs.workflow import PYTHON_OBJECT, Workflow, load_workflow
+from controlroom.graphs.runtime.audit_hooks import AuditFactory, record_decision, record_stop
+from controlroom.graphs.runtime.compile import to_state_graph
+from controlroom.graphs.runtime.nodes import decision_payload
+from controlroom.graphs.runtime.run_state import ApproveMode, RunContext, RunState
+from controlroom.graphs.storage.backend import open_backend
+from controlroom.graphs.storage.run_store import (
+    Approval,
+    ApprovalStatus,
+    Refusal,
+    RunRecord,
+    RunStatus,
+    Store,
+    now,
+)
 from controlroom.identity import Directory, Principal
 from controlroom.retrieval import DocumentStore, Retriever, document_policies, open_store
 from controlroom.tools.gate import Decision, DeclaredGate, Gate, Verdict, deciding
@@ -127,7 +127,7 @@ class Runner:
         self.settings = settings
         ensure_home(settings.home)  # 0700; an existing folder others can reach is warned of
         # Store, checkpointer and run locks: SQLite files in the project folder, or
-        # PostgreSQL when CONTROLROOM_DATABASE_URL is set (controlroom.graphs.backend).
+        # PostgreSQL when CONTROLROOM_DATABASE_URL is set (controlroom.graphs.storage.backend).
         self.backend = open_backend(settings)
         self.store: Store = self.backend.store
         self.checkpointer: Any = self.backend.checkpointer
@@ -309,8 +309,8 @@ class Runner:
         """Re-execute a recorded run from its audit log, with no model and no tool effects,
         and compare every decision and tool call with the record; with ``redecide``, also
         report where today's policies and data would decide differently (see
-        :func:`controlroom.graphs.replay.replay_run`)."""
-        from controlroom.graphs.replay import replay_run
+        :func:`controlroom.graphs.control.replay.replay_run`)."""
+        from controlroom.graphs.control.replay import replay_run
 
         record = self.store.get_run(run_id)
         if workflow is None and record.workflow_ref == PYTHON_OBJECT:
@@ -649,7 +649,7 @@ class Runner:
         breakpoints: Breakpoints | None = None,
     ) -> RunResult:
         """Start a new run from one of a run's past checkpoints (time travel); see
-        :func:`controlroom.graphs.time_travel.fork`."""
+        :func:`controlroom.graphs.control.time_travel.fork`."""
         return time_travel.fork(
             self,
             run_id,

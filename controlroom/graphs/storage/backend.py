@@ -5,10 +5,10 @@ Two backends, chosen by the settings:
 * **SQLite** (the default): ``checkpoints.sqlite`` and ``controlroom.sqlite`` in the project
   folder, one OS file lock per run under ``locks/``. Any number of processes on one machine.
   Files are created owner-only; a damaged, emptied or newer file is refused in one
-  paragraph (:mod:`controlroom.graphs.state_files`).
+  paragraph (:mod:`controlroom.graphs.storage.state_files`).
 * **PostgreSQL** (``CONTROLROOM_DATABASE_URL``): LangGraph's Postgres checkpointer, the same
   store tables, and a session-level advisory lock per run (see
-  :mod:`controlroom.graphs.store_postgres`). Processes on any number of machines; a worker
+  :mod:`controlroom.graphs.storage.postgres`). Processes on any number of machines; a worker
   that dies takes its locks with it.
 
 Both give the same guarantees to the runner: a decision is durable before the effect it
@@ -29,10 +29,10 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from controlroom import faults
 from controlroom.config import Settings, ensure_home
 from controlroom.errors import ConfigError
-from controlroom.graphs import state_files
-from controlroom.graphs.locks import is_locked, run_lock
-from controlroom.graphs.store import RunStatus, Store
-from controlroom.graphs.supervision import CheckpointInfo
+from controlroom.graphs.control.supervision import CheckpointInfo
+from controlroom.graphs.storage import state_files
+from controlroom.graphs.storage.locks import is_locked, run_lock
+from controlroom.graphs.storage.run_store import RunStatus, Store
 
 
 def strict_serializer() -> JsonPlusSerializer:
@@ -136,7 +136,7 @@ def open_backend(settings: Settings) -> Backend:
     ensure_home(settings.home)
     if settings.backend == "postgres":
         try:
-            from controlroom.graphs.store_postgres import PostgresBackend
+            from controlroom.graphs.storage.postgres import PostgresBackend
         except ImportError as exc:
             raise ConfigError(
                 f"The PostgreSQL backend needs the `scale` extra ({exc.name} is missing): "
@@ -151,7 +151,7 @@ def open_backend(settings: Settings) -> Backend:
 def checkpoints_from_saver(saver: BaseCheckpointSaver[Any], thread_id: str) -> list[CheckpointInfo]:
     """A run's checkpoints, oldest first, through any checkpointer's ``list``.
 
-    What :func:`controlroom.graphs.supervision.list_checkpoints` reads straight from SQLite's
+    What :func:`list_checkpoints` reads straight from SQLite's
     tables, for backends without them (PostgreSQL): it revives each checkpoint's values, so
     it is slower on long runs, and gives the same history."""
     tuples = list(saver.list({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}))

@@ -34,10 +34,10 @@ from pydantic import BaseModel
 from controlroom import faults
 from controlroom.agents.prompts import render
 from controlroom.errors import ToolArgumentsError
-from controlroom.graphs.audit_hooks import record_decision, record_final, record_request
-from controlroom.graphs.spec import ApprovalStep, ModelStep, ToolsStep
-from controlroom.graphs.state import RunContext, RunState
-from controlroom.graphs.store import (
+from controlroom.graphs.authoring.spec import ApprovalStep, ModelStep, ToolsStep
+from controlroom.graphs.runtime.audit_hooks import record_decision, record_final, record_request
+from controlroom.graphs.runtime.run_state import RunContext, RunState
+from controlroom.graphs.storage.run_store import (
     Approval,
     ApprovalStatus,
     LedgerEntry,

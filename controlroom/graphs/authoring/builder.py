@@ -15,7 +15,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from controlroom.graphs.spec import (
+from controlroom.graphs.authoring.spec import (
     END,
     ApprovalStep,
     BranchStep,
@@ -26,7 +26,7 @@ from controlroom.graphs.spec import (
     ToolsStep,
     WorkflowSpec,
 )
-from controlroom.graphs.workflow import Workflow, policy_gate
+from controlroom.graphs.authoring.workflow import Workflow, policy_gate
 from controlroom.tools.gate import Gate
 from controlroom.tools.spec import Tool
 

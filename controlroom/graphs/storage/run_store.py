@@ -276,7 +276,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         # A damaged, emptied or newer file is refused in one paragraph (never a traceback,
         # never silently re-created beside the audit logs of its runs); a new file is 0600.
-        from controlroom.graphs import state_files
+        from controlroom.graphs.storage import state_files
 
         self.path = path
         self._lock = threading.RLock()

@@ -11,9 +11,9 @@ from langgraph.runtime import Runtime
 
 from controlroom.agents.prompts import render
 from controlroom.agents.reasoning import ReplyHook, choose, think
-from controlroom.graphs.nodes import current_step
-from controlroom.graphs.spec import ChooseStep, ReasonStep
-from controlroom.graphs.state import RunContext, RunState
+from controlroom.graphs.authoring.spec import ChooseStep, ReasonStep
+from controlroom.graphs.runtime.nodes import current_step
+from controlroom.graphs.runtime.run_state import RunContext, RunState
 
 Node = Callable[..., dict[str, Any]]
 

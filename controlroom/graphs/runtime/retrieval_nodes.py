@@ -12,9 +12,9 @@ from langgraph.runtime import Runtime
 from controlroom.agents.prompts import render
 from controlroom.agents.reasoning import structured
 from controlroom.errors import ConfigError, ModelCallError
-from controlroom.graphs.nodes import current_step
-from controlroom.graphs.spec import AnswerStep, RetrieveStep
-from controlroom.graphs.state import RunContext, RunState
+from controlroom.graphs.authoring.spec import AnswerStep, RetrieveStep
+from controlroom.graphs.runtime.nodes import current_step
+from controlroom.graphs.runtime.run_state import RunContext, RunState
 from controlroom.retrieval.grounding import ABSTAIN, GroundedAnswer, check_citations, passages
 from controlroom.retrieval.retriever import RetrievedChunk
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from controlroom.agents.prompt_library import PromptLibrary, PromptRef, parse_ref
 from controlroom.errors import PromptNotFoundError
-from controlroom.graphs.spec import WorkflowSpec
-from controlroom.graphs.validate import Problem
+from controlroom.graphs.authoring.spec import WorkflowSpec
+from controlroom.graphs.authoring.validate import Problem
 
 __all__ = ["OVERRIDE_MARK", "resolve_prompt_refs", "split_ref", "with_overrides"]
 

@@ -1,7 +1,7 @@
 """What a supervisor adds to running a graph: breakpoints, stop requests, progress events,
 and the checkpoint history that time travel forks from.
 
-The :class:`~controlroom.graphs.runner.Runner` holds breakpoints per run (like a
+The :class:`~controlroom.graphs.control.runner.Runner` holds breakpoints per run (like a
 debugger's, they belong to the supervising process) and tells watchers (the control room)
 what each run is doing. A stop request is a file next to the run's lock, so a run driven by
 another process stops too: the driver checks it between steps and pauses the run there.
@@ -25,11 +25,11 @@ from langgraph.types import StateSnapshot
 from pydantic import BaseModel, ConfigDict, Field
 
 from controlroom.config import private_dir, write_private
-from controlroom.graphs.spec import ToolsStep
-from controlroom.graphs.state import last_ai_message
+from controlroom.graphs.authoring.spec import ToolsStep
+from controlroom.graphs.runtime.run_state import last_ai_message
 
 if TYPE_CHECKING:
-    from controlroom.graphs.workflow import Workflow
+    from controlroom.graphs.authoring.workflow import Workflow
 
 _BRANCH = "branch:to:"
 

@@ -4,7 +4,7 @@ still pending, and the approver may decide it (approver roles, never the request
 from __future__ import annotations
 
 from controlroom.errors import ApprovalDecidedError, ApprovalError
-from controlroom.graphs.store import Approval, ApprovalStatus
+from controlroom.graphs.storage.run_store import Approval, ApprovalStatus
 from controlroom.identity import Principal
 from controlroom.tools.gate import Decision
 from controlroom.tools.policy import may_approve

@@ -13,11 +13,15 @@ from typing import Any
 
 from controlroom.agents.prompt_library import PromptRef
 from controlroom.errors import WorkflowDefinitionError
-from controlroom.graphs.prompt_refs import split_ref, with_overrides
-from controlroom.graphs.spec import WorkflowSpec
-from controlroom.graphs.tool_refs import FileImportError, import_file_module, resolve_tool_refs
-from controlroom.graphs.validate import check_workflow
-from controlroom.graphs.workflow_file import load_workflow_file
+from controlroom.graphs.authoring.prompt_refs import split_ref, with_overrides
+from controlroom.graphs.authoring.spec import WorkflowSpec
+from controlroom.graphs.authoring.tool_refs import (
+    FileImportError,
+    import_file_module,
+    resolve_tool_refs,
+)
+from controlroom.graphs.authoring.validate import check_workflow
+from controlroom.graphs.authoring.workflow_file import load_workflow_file
 from controlroom.tools.gate import Gate
 from controlroom.tools.policy import load_policy_gate, resolve_policies
 from controlroom.tools.spec import Tool

@@ -24,8 +24,8 @@ from pydantic_core import ErrorDetails
 
 from controlroom.agents.prompt_library import PromptRef
 from controlroom.errors import WorkflowDefinitionError, WorkflowFileError
-from controlroom.graphs.prompt_refs import resolve_prompt_refs
-from controlroom.graphs.spec import (
+from controlroom.graphs.authoring.prompt_refs import resolve_prompt_refs
+from controlroom.graphs.authoring.spec import (
     AnswerStep,
     ApprovalStep,
     BranchStep,
@@ -37,8 +37,8 @@ from controlroom.graphs.spec import (
     ToolsStep,
     WorkflowSpec,
 )
-from controlroom.graphs.tool_refs import parse_tool_ref
-from controlroom.graphs.validate import (
+from controlroom.graphs.authoring.tool_refs import parse_tool_ref
+from controlroom.graphs.authoring.validate import (
     KeyPath,
     Problem,
     check_workflow,

@@ -43,10 +43,10 @@ from controlroom.audit.records import STATUS, Kind
 from controlroom.audit.verify import Reason, against_run_status, verify_log
 from controlroom.config import Settings, exposure, fix_command
 from controlroom.errors import ConfigError
-from controlroom.graphs import state_files
-from controlroom.graphs.locks import is_locked
-from controlroom.graphs.state_files import CHECKPOINTS, PACK, STORE, StateKind
-from controlroom.graphs.store import RunStatus, Store
+from controlroom.graphs.storage import state_files
+from controlroom.graphs.storage.locks import is_locked
+from controlroom.graphs.storage.run_store import RunStatus, Store
+from controlroom.graphs.storage.state_files import CHECKPOINTS, PACK, STORE, StateKind
 
 Severity = Literal["problem", "note"]
 _SHOWN = 10  # names listed in a finding's summary (JSON has them all)
@@ -290,7 +290,7 @@ def _postgres(
     try:
         import psycopg
 
-        from controlroom.graphs.store_postgres import (
+        from controlroom.graphs.storage.postgres import (
             _CONNECT_KWARGS,
             check_url,
             describe_url,

@@ -15,21 +15,21 @@ from langgraph.checkpoint.base import copy_checkpoint
 from langgraph.checkpoint.base.id import uuid6
 
 from controlroom.errors import RunStateError
-from controlroom.graphs.audit_hooks import record_stop
-from controlroom.graphs.backend import checkpoints_from_saver
-from controlroom.graphs.results import RunResult
-from controlroom.graphs.state import RunState
-from controlroom.graphs.store import RunStatus, now
-from controlroom.graphs.supervision import (
+from controlroom.graphs.control.run_result import RunResult
+from controlroom.graphs.control.supervision import (
     Breakpoints,
     CheckpointInfo,
     StateEdits,
     list_checkpoints,
     resolve_checkpoint,
 )
+from controlroom.graphs.runtime.audit_hooks import record_stop
+from controlroom.graphs.runtime.run_state import RunState
+from controlroom.graphs.storage.backend import checkpoints_from_saver
+from controlroom.graphs.storage.run_store import RunStatus, now
 
 if TYPE_CHECKING:
-    from controlroom.graphs.runner import Runner
+    from controlroom.graphs.control.runner import Runner
 
 
 def _apply_edits(values: dict[str, Any], edits: StateEdits) -> None:

@@ -4,7 +4,7 @@ Selected by ``CONTROLROOM_DATABASE_URL`` (``postgresql://USER:PASSWORD@HOST:PORT
 
 * **Checkpoints**: LangGraph's ``PostgresSaver`` (the strict serializer, ``durability="sync"``
   as with SQLite).
-* **Store**: :class:`PostgresStore` is the SQLite :class:`~controlroom.graphs.store.Store`
+* **Store**: :class:`PostgresStore` is the SQLite :class:`~.run_store.Store`
   with its SQL sent to PostgreSQL: the same tables (the schema is portable SQL), the same
   queries, with ``?``/``:name`` placeholders and ``INSERT OR IGNORE`` translated. Every
   write commits (PostgreSQL's default ``synchronous_commit=on`` makes it durable) before
@@ -46,8 +46,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from controlroom.config import Settings
 from controlroom.errors import ConfigError, RunBusyError, StateError
-from controlroom.graphs.backend import Backend, strict_serializer, with_crash_points
-from controlroom.graphs.store import _SCHEMA, Store
+from controlroom.graphs.storage.backend import Backend, strict_serializer, with_crash_points
+from controlroom.graphs.storage.run_store import _SCHEMA, Store
 
 _URL_HINT = (
     "Set CONTROLROOM_DATABASE_URL to a URL like postgresql://USER:PASSWORD@HOST:5432/DBNAME "

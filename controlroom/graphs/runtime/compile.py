@@ -8,16 +8,8 @@ from typing import Any
 from langgraph.graph import END as LG_END
 from langgraph.graph import START, StateGraph
 
-from controlroom.graphs.conditions import compile_condition
-from controlroom.graphs.nodes import (
-    make_approval_node,
-    make_model_node,
-    make_tools_node,
-    passthrough,
-)
-from controlroom.graphs.reasoning_nodes import make_choose_node, make_reason_node
-from controlroom.graphs.retrieval_nodes import make_answer_node, make_retrieve_node
-from controlroom.graphs.spec import (
+from controlroom.graphs.authoring.conditions import compile_condition
+from controlroom.graphs.authoring.spec import (
     END,
     AnswerStep,
     ApprovalStep,
@@ -29,7 +21,20 @@ from controlroom.graphs.spec import (
     ToolsStep,
     WorkflowSpec,
 )
-from controlroom.graphs.state import RunContext, RunState, condition_view, has_tool_calls
+from controlroom.graphs.runtime.nodes import (
+    make_approval_node,
+    make_model_node,
+    make_tools_node,
+    passthrough,
+)
+from controlroom.graphs.runtime.reasoning_nodes import make_choose_node, make_reason_node
+from controlroom.graphs.runtime.retrieval_nodes import make_answer_node, make_retrieve_node
+from controlroom.graphs.runtime.run_state import (
+    RunContext,
+    RunState,
+    condition_view,
+    has_tool_calls,
+)
 
 GraphBuilder = StateGraph[RunState, RunContext, RunState, RunState]
 

@@ -1,0 +1,10 @@
+"""Control: driving runs from outside the graph, for the SDK, the CLI and the TUI.
+
+The :class:`~.runner.Runner` (start, resume, approve, reject, stop, list), what it returns
+(:mod:`.run_result`), supervision (breakpoints, stop requests, progress events:
+:mod:`.supervision`), the checks an approval decision must pass (:mod:`.approval_checks`),
+time travel (:mod:`.time_travel`), replay from the record (:mod:`.replay`) and
+``controlroom doctor`` (:mod:`.doctor`).
+
+May import every other ``graphs`` subpackage. Nothing in ``graphs`` imports ``control``.
+"""
