@@ -99,7 +99,7 @@ def _store_status(settings: Settings, run_id: str) -> str | None:
     """What the project's run store says of the run (None: no store, or no such run)."""
     if settings.backend == "sqlite" and not settings.store_path.is_file():
         return None
-    from controlroom.graphs.storage.backend import open_backend
+    from controlroom.graphs.storage.backends import open_backend
 
     try:
         backend = open_backend(settings)

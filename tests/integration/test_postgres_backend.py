@@ -19,7 +19,7 @@ import pytest
 from controlroom import ApprovalDecidedError, Runner, RunStatus
 from controlroom.config import Settings
 from controlroom.errors import ConfigError, RunBusyError
-from controlroom.graphs.storage.backend import open_backend
+from controlroom.graphs.storage.backends import open_backend
 from tests.batch_support import batch_workflow
 from tests.conftest import cli_env
 from tests.pg_support import with_schema
@@ -30,7 +30,7 @@ HOLD_LOCK = """
 import sys, time
 from pathlib import Path
 from controlroom.config import Settings
-from controlroom.graphs.storage.backend import open_backend
+from controlroom.graphs.storage.backends import open_backend
 backend = open_backend(Settings(home=Path(sys.argv[1])))
 with backend.run_lock(sys.argv[2]):
     print("locked", flush=True)

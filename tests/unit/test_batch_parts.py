@@ -16,7 +16,7 @@ from controlroom.batch import create_batch, parse_inputs
 from controlroom.cli import app
 from controlroom.errors import ConfigError, RunNotFoundError, RunStateError
 from controlroom.graphs.authoring.workflow import PYTHON_OBJECT, load_workflow
-from controlroom.graphs.storage.backend import checkpoints_from_saver
+from controlroom.graphs.storage.checkpoints import saver_history as checkpoints_from_saver
 from controlroom.graphs.storage.postgres import translate
 from tests.batch_support import batch_workflow
 

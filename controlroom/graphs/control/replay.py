@@ -32,9 +32,10 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from controlroom.audit.errors import ReplayError
 from controlroom.audit.keys import expected_public_key
@@ -51,21 +52,70 @@ from controlroom.audit.replay import (
     events,
 )
 from controlroom.audit.verify import verify_log
-from controlroom.config import using_home
+from controlroom.config import Settings, using_home
 from controlroom.errors import ControlroomError, PolicyError
 from controlroom.graphs.authoring.spec import RetrieveStep
 from controlroom.graphs.authoring.workflow import PYTHON_OBJECT, Workflow, load_workflow
+from controlroom.graphs.control.run_result import RunResult
+from controlroom.graphs.runtime.run_state import ApproveMode
 from controlroom.graphs.storage.run_store import RunStatus
 from controlroom.identity import Directory, Principal
+from controlroom.retrieval import DocumentStore
 from controlroom.tools.gate import CallRef, Decision, Gate, Verdict, current_call
 from controlroom.tools.policy import PolicyGate
 from controlroom.tools.spec import Tool
 
-if TYPE_CHECKING:
-    from controlroom.graphs.control.run_result import RunResult
-    from controlroom.graphs.control.runner import Runner
-
 _MAX_ROUNDS = 1000
+
+
+class ScratchRunner(Protocol):
+    """What a replay drives in its scratch project folder: a runner there."""
+
+    def start(
+        self,
+        workflow: Workflow,
+        *,
+        user: str,
+        input: str,
+        model: str | None = None,
+        approve: ApproveMode = "ask",
+    ) -> RunResult: ...
+
+    def resume(self, run_id: str) -> RunResult: ...
+
+    def approve(
+        self,
+        run_id: str,
+        approval_id: str,
+        *,
+        by: str,
+        args: dict[str, Any] | None = None,
+        reason: str | None = None,
+        resume: bool = True,
+    ) -> RunResult: ...
+
+    def reject(
+        self, run_id: str, approval_id: str, *, by: str, reason: str, resume: bool = True
+    ) -> RunResult: ...
+
+    def __enter__(self) -> ScratchRunner: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+ScratchFactory = Callable[..., ScratchRunner]
+"""Opens a scratch runner: ``(settings, *, directory, gate, models, documents)``."""
+
+
+@dataclass(frozen=True)
+class ReplaySource:
+    """The project a replay reads (and never writes): its settings, today's gate, and its
+    directory and document store, opened only when the replay needs them."""
+
+    settings: Settings
+    gate: Gate
+    directory: Callable[[], Directory]
+    documents: Callable[[], DocumentStore]
 
 
 def _workflow(
@@ -317,7 +367,7 @@ def _recorded_gates(
     yield gates
 
 
-def _answer(scratch: Runner, session: ReplaySession, result: RunResult) -> bool:
+def _answer(scratch: ScratchRunner, session: ReplaySession, result: RunResult) -> bool:
     """Decide the pending items as recorded; False when the record has no such decision."""
     order = [d.get(APPROVAL_ID) for d in session.decisions]
     pending = sorted(
@@ -367,18 +417,18 @@ def _answer(scratch: Runner, session: ReplaySession, result: RunResult) -> bool:
 
 
 def replay_run(
-    runner: Runner,
+    source: ReplaySource,
     run_id: str,
     *,
+    scratch_runner: ScratchFactory,
     workflow: str | Path | Workflow | None = None,
     unverified: bool = False,
     redecide: bool = False,
 ) -> ReplayReport:
-    """Replay ``run_id`` of ``runner``'s project from its audit log and compare (with
-    ``redecide``, also report where today's policies and data decide differently)."""
-    from controlroom.graphs.control.runner import Runner
-
-    settings = runner.settings
+    """Replay ``run_id`` of ``source``'s project from its audit log and compare (with
+    ``redecide``, also report where today's policies and data decide differently); the
+    scratch run is made by ``scratch_runner`` (the runner class)."""
+    settings = source.settings
     path = log_path(settings.audit_path, run_id)
     if not path.is_file():
         raise ReplayError(f"Run {run_id} has no audit log ({path} does not exist).")
@@ -392,10 +442,10 @@ def replay_run(
     start = session.start
     wf, broken = _workflow(start, workflow)
     try:
-        today: Directory | None = runner.directory
+        today: Directory | None = source.directory()
     except ControlroomError:  # no directory today: the record has who decided
         today = None
-    live_gate: Gate = UnavailableGate(broken) if broken else (wf.gate or runner.gate)
+    live_gate: Gate = UnavailableGate(broken) if broken else (wf.gate or source.gate)
     hashes = {str(h) for r in records if (h := r.get("controlroom.policy.set_hash")) is not None}
     model_spec = str(start.get("controlroom.model.spec"))
     specs = {model_spec} | {m for s in wf.spec.steps if (m := getattr(s, "model", None))}
@@ -420,14 +470,14 @@ def replay_run(
             }
         )
         models: dict[str, Any] = {spec: ReplayChatModel(session=session) for spec in specs}
-        with Runner(
+        with scratch_runner(
             scratch_settings,
             directory=_directory(start, session, today),
             gate=replay_gate,
             models=models,
             # retrieval reads the project's document store as it is today (nothing is written)
             documents=(
-                runner.documents
+                source.documents()
                 if any(isinstance(s, RetrieveStep) for s in wf.spec.steps)
                 else None
             ),

@@ -39,13 +39,12 @@ from controlroom.errors import (
     UnknownToolError,
 )
 from controlroom.graphs.authoring.workflow import PYTHON_OBJECT, Workflow, load_workflow
-from controlroom.graphs.control import time_travel
 from controlroom.graphs.control.approval_checks import ensure_may_decide, ensure_pending
+from controlroom.graphs.control.replay import ReplaySource, replay_run
 from controlroom.graphs.control.run_result import RunResult
 from controlroom.graphs.control.supervision import (
     Breakpoints,
     CheckpointInfo,
-    HeadCache,
     RunEvent,
     StateEdits,
     StopRequests,
@@ -53,11 +52,12 @@ from controlroom.graphs.control.supervision import (
     breakpoint_hit,
     interrupt_before,
 )
+from controlroom.graphs.control.time_travel import TimeTravel
 from controlroom.graphs.runtime.audit_hooks import AuditFactory, record_decision, record_stop
 from controlroom.graphs.runtime.compile import to_state_graph
 from controlroom.graphs.runtime.nodes import decision_payload
 from controlroom.graphs.runtime.run_state import ApproveMode, RunContext, RunState
-from controlroom.graphs.storage.backend import open_backend
+from controlroom.graphs.storage.backends import open_backend
 from controlroom.graphs.storage.run_store import (
     Approval,
     ApprovalStatus,
@@ -131,8 +131,6 @@ class Runner:
         self.backend = open_backend(settings)
         self.store: Store = self.backend.store
         self.checkpointer: Any = self.backend.checkpointer
-        # SQLite's checkpoint connection (read directly for fast listings); None on PostgreSQL
-        self._conn: Any = getattr(self.backend, "conn", None)
         self._directory = directory
         # The gate of workflows that name no policies: the caller's, else the project's
         # default policies (<home>/policies), else the tools' declared behaviour.
@@ -152,7 +150,15 @@ class Runner:
         self._token_watchers: list[Watcher] = []
         self._watch_lock = threading.Lock()
         self._stops = StopRequests(settings.locks_path)
-        self._heads: HeadCache = {}  # what each (immutable) checkpoint says, read once
+        self._travel = TimeTravel(
+            store=self.store,
+            backend=self.backend,
+            audits=self._audits,
+            principal=self.principal,
+            workflow_of=lambda record: self._workflow_for(record, None, allow_changed=False),
+            check_model=lambda wf, spec: self._model_getter(wf)(spec),
+            bind=self._bind,
+        )
 
     def close(self) -> None:
         self._audits.close()
@@ -310,13 +316,22 @@ class Runner:
         and compare every decision and tool call with the record; with ``redecide``, also
         report where today's policies and data would decide differently (see
         :func:`controlroom.graphs.control.replay.replay_run`)."""
-        from controlroom.graphs.control.replay import replay_run
-
         record = self.store.get_run(run_id)
         if workflow is None and record.workflow_ref == PYTHON_OBJECT:
             workflow = self._workflow_for(record, None, allow_changed=False)
+        source = ReplaySource(
+            settings=self.settings,
+            gate=self.gate,
+            directory=lambda: self.directory,
+            documents=lambda: self.documents,
+        )
         return replay_run(
-            self, record.run_id, workflow=workflow, unverified=unverified, redecide=redecide
+            source,
+            record.run_id,
+            scratch_runner=type(self),
+            workflow=workflow,
+            unverified=unverified,
+            redecide=redecide,
         )
 
     # executing ---------------------------------------------------------------------
@@ -631,11 +646,11 @@ class Runner:
 
     def checkpoints(self, run_id: str) -> list[CheckpointInfo]:
         """The run's saved checkpoints, oldest first: the points time travel can fork from."""
-        return time_travel.checkpoints(self, run_id)
+        return self._travel.checkpoints(run_id)
 
     def state_at(self, run_id: str, checkpoint: str) -> RunState:
         """The run's state as saved at one checkpoint (an id, a unique prefix, or step:N)."""
-        return time_travel.state_at(self, run_id, checkpoint)
+        return self._travel.state_at(run_id, checkpoint)
 
     def fork(
         self,
@@ -649,17 +664,14 @@ class Runner:
         breakpoints: Breakpoints | None = None,
     ) -> RunResult:
         """Start a new run from one of a run's past checkpoints (time travel); see
-        :func:`controlroom.graphs.control.time_travel.fork`."""
-        return time_travel.fork(
-            self,
-            run_id,
-            checkpoint,
-            by=by,
-            edits=edits,
-            model=model,
-            resume=resume,
-            breakpoints=breakpoints,
-        )
+        :meth:`controlroom.graphs.control.time_travel.TimeTravel.fork`. ``resume=True``
+        carries it on at once; ``breakpoints`` apply to the new run."""
+        new_id, where = self._travel.fork(run_id, checkpoint, by=by, edits=edits, model=model)
+        if breakpoints:
+            self._breakpoints[new_id] = breakpoints
+        if resume:
+            return self.resume(new_id)
+        return RunResult(run=self.get_run(new_id), pending=[], paused_at=where)  # none refused
 
     # internals ---------------------------------------------------------------------
     def _record_decision(self, record: RunRecord, item: Approval, approver: Principal) -> None:

@@ -6,32 +6,28 @@ debugger's, they belong to the supervising process) and tells watchers (the cont
 what each run is doing. A stop request is a file next to the run's lock, so a run driven by
 another process stops too: the driver checks it between steps and pauses the run there.
 
-Checkpoints are read from LangGraph's SQLite tables without deserializing the messages
-they hold: listing the history of a 500-step run stays cheap, and the state of one
-checkpoint is loaded only when someone looks at it.
+The checkpoint history itself is the backends' (:mod:`controlroom.graphs.storage.checkpoints`);
+this module resolves a person's reference to one entry of it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import ormsgpack
 from langgraph.types import StateSnapshot
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from controlroom.config import private_dir, write_private
 from controlroom.graphs.authoring.spec import ToolsStep
 from controlroom.graphs.runtime.run_state import last_ai_message
+from controlroom.graphs.storage.checkpoints import CheckpointInfo as CheckpointInfo  # noqa: PLC0414 (TEMP re-export)
 
 if TYPE_CHECKING:
     from controlroom.graphs.authoring.workflow import Workflow
-
-_BRANCH = "branch:to:"
 
 
 class Breakpoints(BaseModel):
@@ -85,94 +81,6 @@ class StateEdits(BaseModel):
 
     def changed(self) -> list[str]:
         return [k for k, v in self.model_dump().items() if v is not None]
-
-
-class CheckpointInfo(BaseModel):
-    """One saved checkpoint of a run: where it stood after a step, and what came next."""
-
-    checkpoint_id: str
-    parent_id: str | None = None
-    step: int
-    source: str
-    ran: list[str] = Field(default_factory=list)  # the nodes whose step produced it
-    next: list[str] = Field(default_factory=list)  # the nodes that run after it
-    created_at: str = ""
-
-    @property
-    def label(self) -> str:
-        ran = ", ".join(self.ran) or self.source
-        nxt = ", ".join(self.next) or "end"
-        return f"step {self.step}: after {ran} → {nxt}"
-
-
-def _ignore_ext(code: int, data: bytes) -> None:
-    return None
-
-
-def _head(blob: bytes) -> tuple[list[str], str]:
-    """The scheduled nodes and the time of a checkpoint blob, without reviving messages."""
-    try:
-        data = ormsgpack.unpackb(blob, ext_hook=_ignore_ext)
-    except (ValueError, TypeError):
-        return [], ""
-    values = data.get("channel_values") or {}
-    nxt = sorted(k.removeprefix(_BRANCH) for k in values if k.startswith(_BRANCH))
-    if "__start__" in values:
-        nxt = ["__start__", *nxt]
-    return nxt, str(data.get("ts") or "")
-
-
-HeadCache = dict[tuple[str, str], tuple[list[str], str]]
-
-
-def list_checkpoints(
-    conn: sqlite3.Connection, thread_id: str, cache: HeadCache | None = None
-) -> list[CheckpointInfo]:
-    """A run's checkpoints, oldest first (root namespace only).
-
-    A checkpoint never changes once written, so what its blob says is kept in ``cache``:
-    listing a long run again reads only the checkpoints added since."""
-    import json
-
-    cache = {} if cache is None else cache
-    rows = conn.execute(
-        "SELECT checkpoint_id, parent_checkpoint_id, type, metadata FROM checkpoints "
-        "WHERE thread_id = ? AND checkpoint_ns = '' ORDER BY checkpoint_id",
-        (thread_id,),
-    ).fetchall()
-    infos: list[CheckpointInfo] = []
-    by_id: dict[str, CheckpointInfo] = {}
-    for cid, parent, kind, meta in rows:
-        try:
-            metadata = json.loads(meta) if meta else {}
-        except ValueError:
-            metadata = {}
-        head = cache.get((thread_id, cid))
-        if head is None:
-            blob = conn.execute(
-                "SELECT checkpoint FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '' "
-                "AND checkpoint_id = ?",
-                (thread_id, cid),
-            ).fetchone()
-            head = _head(blob[0]) if kind == "msgpack" and blob else ([], "")
-            cache[(thread_id, cid)] = head
-        nxt, ts = head
-        info = CheckpointInfo(
-            checkpoint_id=cid,
-            parent_id=parent,
-            step=int(metadata.get("step", -1)),
-            source=str(metadata.get("source", "")),
-            next=nxt,
-            created_at=ts,
-        )
-        before = by_id.get(parent) if parent else None
-        if before is not None and info.source == "loop":
-            info.ran = [n for n in before.next if n != "__start__"] or (
-                ["__start__"] if "__start__" in before.next else []
-            )
-        by_id[cid] = info
-        infos.append(info)
-    return infos
 
 
 def resolve_checkpoint(infos: list[CheckpointInfo], ref: str, run_id: str) -> CheckpointInfo:

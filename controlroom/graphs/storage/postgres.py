@@ -47,6 +47,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from controlroom.config import Settings
 from controlroom.errors import ConfigError, RunBusyError, StateError
 from controlroom.graphs.storage.backend import Backend, strict_serializer, with_crash_points
+from controlroom.graphs.storage.checkpoints import CheckpointInfo, saver_history
 from controlroom.graphs.storage.run_store import _SCHEMA, Store
 
 _URL_HINT = (
@@ -496,6 +497,9 @@ class PostgresBackend(Backend):
 
     def describe(self) -> str:
         return f"PostgreSQL at {describe_url(self.url)}"
+
+    def checkpoints(self, run_id: str) -> list[CheckpointInfo]:
+        return saver_history(self.checkpointer, run_id)  # no SQLite tables: ask the saver
 
     def close(self) -> None:
         self.locks.close()
