@@ -456,7 +456,7 @@ def instrumented(bench: Bench, ledger: Ledger) -> Iterator[None]:
     # Runner._graph is the one private hook here: the timers must wrap the compiled graph the
     # runner drives, and the runner exposes no accessor for it (it compiles one per workflow
     # digest and caches it). A rename fails loudly, which the smoke test catches.
-    graph: Any = runner._graph(bench.workflow)
+    graph: Any = runner._driver.graph(bench.workflow)
     store: Any = runner.store
     backend: Any = runner.backend
     methods = public_methods(store)

@@ -2,7 +2,7 @@
 
 The :class:`~.runner.Runner` (start, resume, approve, reject, stop, list), what it returns
 (:mod:`.run_result`), supervision (breakpoints, stop requests, progress events:
-:mod:`.supervision`), the checks an approval decision must pass (:mod:`.approval_checks`),
+:mod:`.supervision`), a person's decision on a pending item (:mod:`.decisions`),
 time travel (:mod:`.time_travel`), replay from the record (:mod:`.replay`) and
 ``controlroom doctor`` (:mod:`.doctor`).
 

@@ -14,98 +14,52 @@ whenever this process stops driving the run; the nodes record the steps in betwe
 from __future__ import annotations
 
 import re
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AnyMessage, HumanMessage
-from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command, StateSnapshot
+from langchain_core.messages import AnyMessage
 
 from controlroom.agents.models import resolve_model
 from controlroom.audit.recorder import RunAudit
-from controlroom.audit.records import Kind
 from controlroom.audit.replay import ReplayReport
-from controlroom.config import Settings, ensure_home, using_home
+from controlroom.config import Settings, ensure_home
 from controlroom.errors import (
-    ConfigError,
-    ControlroomError,
     RunBusyError,
     RunStateError,
     ToolError,
-    UnknownToolError,
 )
 from controlroom.graphs.authoring.workflow import PYTHON_OBJECT, Workflow, load_workflow
-from controlroom.graphs.control.approval_checks import ensure_may_decide, ensure_pending
+from controlroom.graphs.control.decisions import Decisions, ensure_pending
+from controlroom.graphs.control.driver import RunDriver, check_text, first_state
 from controlroom.graphs.control.replay import ReplaySource, replay_run
 from controlroom.graphs.control.run_result import RunResult
+from controlroom.graphs.control.run_workflows import RunWorkflows
 from controlroom.graphs.control.supervision import (
     Breakpoints,
     CheckpointInfo,
-    RunEvent,
     StateEdits,
     StopRequests,
     Watcher,
-    breakpoint_hit,
-    interrupt_before,
+    Watchers,
 )
 from controlroom.graphs.control.time_travel import TimeTravel
-from controlroom.graphs.runtime.audit_hooks import AuditFactory, record_decision, record_stop
-from controlroom.graphs.runtime.compile import to_state_graph
-from controlroom.graphs.runtime.nodes import decision_payload
-from controlroom.graphs.runtime.run_state import ApproveMode, RunContext, RunState
+from controlroom.graphs.runtime.audit_hooks import AuditFactory
+from controlroom.graphs.runtime.run_state import ApproveMode, RunState
 from controlroom.graphs.storage.backends import open_backend
 from controlroom.graphs.storage.run_store import (
     Approval,
-    ApprovalStatus,
     Refusal,
     RunRecord,
     RunStatus,
     Store,
-    now,
 )
 from controlroom.identity import Directory, Principal
 from controlroom.retrieval import DocumentStore, Retriever, document_policies, open_store
-from controlroom.tools.gate import Decision, DeclaredGate, Gate, Verdict, deciding
+from controlroom.tools.gate import DeclaredGate, Gate
 from controlroom.tools.policy import PolicyGate, project_gate
-
-CompiledGraph = CompiledStateGraph[RunState, RunContext, RunState, RunState]
-MAX_STEPS_PER_CALL = 250  # graph steps one start/resume/approve may take before it fails
-
-
-def _answered(graph_input: Any) -> list[str]:
-    """The approval ids a resume command answers (for the audit's run.resume record)."""
-    resume = graph_input.resume if isinstance(graph_input, Command) else None
-    if not isinstance(resume, dict):
-        return []
-    return [aid for answers in resume.values() if isinstance(answers, dict) for aid in answers]
-
-
-def _check_text(text: str, what: str) -> None:
-    """Text a run stores and records must be encodable (no lone surrogates, which is what
-    undecodable bytes become in Python); refused before anything is stored."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ConfigError(
-            f"{what} is not valid UTF-8 text (character {exc.start + 1} is U+"
-            f"{ord(text[exc.start]):04X}, an undecodable byte); nothing was stored. Pass "
-            "text decoded as UTF-8."
-        ) from None
-
-
-def _call_of(item: Approval) -> tuple[int, str]:
-    """The (step, call id) of a tool call's approval item (its id is ``a<step>-<n>``)."""
-    step = item.approval_id[1:].split("-", 1)[0]
-    return (int(step) if step.isdigit() else -1), item.call_id or ""
-
-
-def _first_state(text: str) -> RunState:
-    """The state a run starts from: the user's input as the first message."""
-    return {"input": text, "messages": [HumanMessage(content=text)], "vars": {}, "output": None}
 
 
 class Runner:
@@ -138,26 +92,42 @@ class Runner:
         self._models: dict[str, BaseChatModel] = dict(models or {})
         self._documents = documents  # the document store, opened on first retrieval
         self._retrievers: dict[str, Retriever] = {}
-        self._graphs: dict[str, CompiledGraph] = {}
-        # The workflow object each run started (or was resumed) with in this process, and
-        # the Python-built workflows registered for runs started elsewhere (by digest; two
-        # distinct objects with one digest are ambiguous, and never guessed between).
-        self._bound: dict[str, Workflow] = {}
-        self._registered: dict[str, list[Workflow]] = {}
+        self._workflows = RunWorkflows(self.store)  # one workflow per run, never guessed
         self._audits = AuditFactory(settings)
         self._breakpoints: dict[str, Breakpoints] = {}
-        self._watchers: list[Watcher] = []
-        self._token_watchers: list[Watcher] = []
-        self._watch_lock = threading.Lock()
+        self._watchers = Watchers()
         self._stops = StopRequests(settings.locks_path)
+        self._driver = RunDriver(
+            settings=settings,
+            store=self.store,
+            checkpointer=self.checkpointer,
+            audits=self._audits,
+            gate=self.gate,
+            workflows=self._workflows,
+            principal=self.principal,
+            get_run=self.get_run,
+            model_getter=self._model_getter,
+            retriever=self.retriever,
+            breakpoints=self._breakpoints,
+            stops=self._stops,
+            watchers=self._watchers,
+        )
+        self._decisions = Decisions(
+            store=self.store,
+            audits=self._audits,
+            gate=self.gate,
+            home=settings.home,
+            workflows=self._workflows,
+            principal=self.principal,
+        )
         self._travel = TimeTravel(
             store=self.store,
             backend=self.backend,
             audits=self._audits,
             principal=self.principal,
-            workflow_of=lambda record: self._workflow_for(record, None, allow_changed=False),
+            workflow_of=lambda record: self._workflows.for_run(record, None, allow_changed=False),
             check_model=lambda wf, spec: self._model_getter(wf)(spec),
-            bind=self._bind,
+            bind=self._workflows.bind,
         )
 
     def close(self) -> None:
@@ -204,20 +174,6 @@ class Runner:
 
         return get
 
-    def _graph(self, workflow: Workflow) -> CompiledGraph:
-        key = workflow.spec_digest  # the graph depends on the spec only, tools come per run
-        if key not in self._graphs:
-            self._graphs[key] = to_state_graph(workflow.spec).compile(
-                checkpointer=self.checkpointer
-            )
-        return self._graphs[key]
-
-    @staticmethod
-    def _config(run_id: str) -> Any:
-        # LangGraph's default of 25 steps per call stops an agent after ~12 tool rounds; the
-        # limit stays as the guard against a model that never stops calling tools
-        return {"configurable": {"thread_id": run_id}, "recursion_limit": MAX_STEPS_PER_CALL}
-
     def register(self, workflow: Workflow) -> Workflow:
         """Make a Python-built workflow known, so runs of it started by another process (or
         another runner) can be resumed, approved and replayed here by id.
@@ -227,19 +183,8 @@ class Runner:
         two different objects with one digest be registered, their runs are refused rather
         than resumed with either: pass ``workflow=`` to say which one. Workflows loaded
         from a file or module reference need no registration (they are loaded again)."""
-        if workflow.ref == PYTHON_OBJECT:
-            known = self._registered.setdefault(workflow.digest, [])
-            if not any(w is workflow for w in known):
-                known.append(workflow)
-        return workflow
+        return self._workflows.register(workflow)
 
-    def _bind(self, run_id: str, workflow: Workflow) -> Workflow:
-        """This process continues ``run_id`` with exactly this workflow object."""
-        if workflow.ref == PYTHON_OBJECT:
-            self._bound[run_id] = workflow
-        return workflow
-
-    # reading -----------------------------------------------------------------------
     def _live(self, record: RunRecord) -> RunRecord:
         if record.status is RunStatus.RUNNING and not self.backend.is_locked(record.run_id):
             return record.model_copy(update={"status": RunStatus.INTERRUPTED})
@@ -289,13 +234,13 @@ class Runner:
     def state(self, run_id: str) -> RunState:
         """The run's latest checkpointed state (no workflow needed to read it)."""
         record = self.store.get_run(run_id)
-        saved = self.checkpointer.get_tuple(self._config(record.run_id))
+        saved = self.checkpointer.get_tuple(self._driver.config(record.run_id))
         values = saved.checkpoint["channel_values"] if saved is not None else {}
         return cast(RunState, {k: values[k] for k in RunState.__annotations__ if k in values})
 
     def workflow(self, run_id: str) -> Workflow:
         """The workflow a run executes (loaded again from its file or module reference)."""
-        return self._workflow_for(self.store.get_run(run_id), None, allow_changed=True)
+        return self._workflows.for_run(self.store.get_run(run_id), None, allow_changed=True)
 
     def messages(self, run_id: str) -> list[AnyMessage]:
         return list(self.state(run_id).get("messages") or [])
@@ -318,7 +263,7 @@ class Runner:
         :func:`controlroom.graphs.control.replay.replay_run`)."""
         record = self.store.get_run(run_id)
         if workflow is None and record.workflow_ref == PYTHON_OBJECT:
-            workflow = self._workflow_for(record, None, allow_changed=False)
+            workflow = self._workflows.for_run(record, None, allow_changed=False)
         source = ReplaySource(
             settings=self.settings,
             gate=self.gate,
@@ -353,10 +298,10 @@ class Runner:
         wf = self.register(load_workflow(workflow))
         principal = self.principal(user)
         run_id = "r" + uuid.uuid4().hex[:11]
-        self._bind(run_id, wf)
+        self._workflows.bind(run_id, wf)
         if breakpoints:
             self._breakpoints[run_id] = breakpoints
-        self._new_run(
+        self._driver.new_run(
             wf,
             principal,
             input=input,
@@ -365,9 +310,9 @@ class Runner:
             run_id=run_id,
             status=RunStatus.RUNNING,
         )
-        first = _first_state(input)
+        first = first_state(input)
         with self.backend.run_lock(run_id):
-            return self._drive(run_id, wf, principal, first, step=step, fresh=True)
+            return self._driver.drive(run_id, wf, principal, first, step=step, fresh=True)
 
     def create(
         self,
@@ -393,8 +338,8 @@ class Runner:
             if existing is not None:
                 return existing
         run_id = run_id or "r" + uuid.uuid4().hex[:11]
-        self._bind(run_id, wf)
-        return self._new_run(
+        self._workflows.bind(run_id, wf)
+        return self._driver.new_run(
             wf,
             principal,
             input=input,
@@ -403,48 +348,6 @@ class Runner:
             run_id=run_id,
             status=RunStatus.QUEUED,
         )
-
-    def _new_run(
-        self,
-        wf: Workflow,
-        principal: Principal,
-        *,
-        input: str,
-        model: str | None,
-        approve: ApproveMode,
-        run_id: str,
-        status: RunStatus,
-    ) -> RunRecord:
-        _check_text(input, "The run's input")
-        model_spec = model or wf.spec.model or self.settings.model
-        self._model_getter(wf)(model_spec)  # a missing model fails before the run exists
-        audit = self._audits.for_run(run_id, wf)  # a bad audit key fails before the run exists
-        stamp = now()
-        record = RunRecord(
-            run_id=run_id,
-            workflow=wf.name,
-            workflow_ref=wf.ref,
-            workflow_hash=wf.digest,
-            workflow_fingerprint=wf.secret_fingerprint(self.store.identity_key()),
-            user_id=principal.id,
-            input=input,
-            model=model_spec,
-            approve_mode=approve,
-            status=status,
-            created_at=stamp,
-            updated_at=stamp,
-        )
-        self.store.insert_run(record)
-        audit.run_started(
-            principal=principal,
-            model_spec=model_spec,
-            approve_mode=approve,
-            input_text=input,
-            config=self._audits.config(),
-        )
-        if status is RunStatus.QUEUED:
-            audit.close()  # whichever process starts it reopens the log
-        return record
 
     def resume(
         self,
@@ -457,34 +360,11 @@ class Runner:
         """Continue a run from its last checkpoint: after approvals, a pause, a crash."""
         record = self.store.get_run(run_id)
         if record.status is RunStatus.COMPLETED and workflow is None:
-            return self._result(record.run_id)  # nothing to continue (the log has its end)
-        wf = self._workflow_for(record, workflow, allow_changed=allow_changed)
+            return self._driver.result(record.run_id)  # nothing to continue (the log has its end)
+        wf = self._workflows.for_run(record, workflow, allow_changed=allow_changed)
         principal = self.principal(record.user_id)
         with self.backend.run_lock(record.run_id):
-            graph = self._graph(wf)
-            snapshot = graph.get_state(self._config(record.run_id))
-            if snapshot.metadata is None:  # created (queued) but never executed: start it
-                self.store.update_run(record.run_id, status=RunStatus.RUNNING)
-                first = _first_state(record.input)
-                return self._drive(record.run_id, wf, principal, first, step=step, fresh=True)
-            if snapshot.interrupts:
-                resume: dict[str, Any] = {}
-                for intr in snapshot.interrupts:
-                    decided: dict[str, Any] = {}
-                    for approval_id in intr.value["approvals"]:
-                        item = self.store.get_approval(record.run_id, approval_id)
-                        if item.status is ApprovalStatus.PENDING:
-                            return self._settle_waiting(record, snapshot)
-                        decided[approval_id] = decision_payload(item)
-                    resume[intr.id] = decided
-                return self._drive(record.run_id, wf, principal, Command(resume=resume), step=step)
-            if snapshot.next or snapshot.tasks:
-                # Steps are left to run; or a step finished and saved its writes but the
-                # process died before LangGraph saved the next checkpoint (next is empty
-                # then, the finished task still holds its writes): LangGraph applies the
-                # saved writes and goes on from there.
-                return self._drive(record.run_id, wf, principal, None, step=step)
-            return self._settle_after_crash(record, snapshot)
+            return self._driver.carry_on(record, wf, principal, step=step)
 
     def step(self, run_id: str, *, workflow: str | Path | Workflow | None = None) -> RunResult:
         """Run exactly one step of a run and pause."""
@@ -510,43 +390,10 @@ class Runner:
         approver = self.principal(by)
         ensure_pending(item)
         if reason is not None:
-            _check_text(reason, "The reason")
+            check_text(reason, "The reason")
         if resume:
-            self._ensure_resumable(record, item)
-        requester = self.principal(record.user_id)
-        needs = Decision(
-            verdict=Verdict.APPROVE,
-            reason=item.reason,
-            policies=tuple(item.policies),
-            approvers=tuple(item.approvers),
-        )
-        if args is not None and item.kind == "tool_call":
-            wf = self._workflow_for(record, None, allow_changed=False)
-            tool = wf.tools.get(item.tool or "")
-            if tool is None:
-                raise UnknownToolError(f"Run {record.run_id} has no tool '{item.tool}'.")
-            checked = tool.validate_args(args)
-            args = checked.model_dump(mode="json")
-            gate = wf.gate or self.gate
-            with using_home(self.settings.home), deciding(*_call_of(item), "edit"):
-                verdict = gate.decide(requester, tool, args)
-            if verdict.verdict is Verdict.DENY:
-                raise ToolError(
-                    f"The edited arguments for {tool.name} are denied by policy "
-                    f"({verdict.reason}); nothing was recorded. Edit them again or reject."
-                )
-            if verdict.verdict is Verdict.APPROVE and verdict.approvers:
-                needs = verdict  # edits may call for a more senior approver
-        ensure_may_decide(needs, approver, requester)
-        decided = self.store.decide(
-            record.run_id,
-            approval_id,
-            approved=True,
-            by=approver.id,
-            edited_args=args,
-            reason=reason,
-        )
-        self._record_decision(record, decided, approver)
+            self._decisions.ensure_resumable(record, item)
+        self._decisions.approve(record, item, approver, args=args, reason=reason)
         return self._after_decision(record.run_id, resume)
 
     def reject(
@@ -555,24 +402,14 @@ class Runner:
         """Reject one pending item; the model is told the approver's reason."""
         if not reason.strip():
             raise ToolError("A rejection needs a reason: the agent and the audit are told it.")
-        _check_text(reason, "The reason")
+        check_text(reason, "The reason")
         record = self.store.get_run(run_id)
         item = self.store.get_approval(record.run_id, approval_id)
         approver = self.principal(by)
         ensure_pending(item)
         if resume:
-            self._ensure_resumable(record, item)
-        needs = Decision(
-            verdict=Verdict.APPROVE,
-            reason=item.reason,
-            policies=tuple(item.policies),
-            approvers=tuple(item.approvers),
-        )
-        ensure_may_decide(needs, approver, self.principal(record.user_id))
-        decided = self.store.decide(
-            record.run_id, approval_id, approved=False, by=approver.id, reason=reason
-        )
-        self._record_decision(record, decided, approver)
+            self._decisions.ensure_resumable(record, item)
+        self._decisions.reject(record, item, approver, reason=reason)
         return self._after_decision(record.run_id, resume)
 
     def refusals(self, run_id: str) -> list[Refusal]:
@@ -580,15 +417,6 @@ class Runner:
         person, or refused for arguments that did not fit the tool, with the reasons."""
         return self.store.list_refusals(self.store.get_run(run_id).run_id)
 
-    def _result(self, run_id: str, *, pending: bool = True) -> RunResult:
-        record = self.get_run(run_id)
-        return RunResult(
-            run=record,
-            pending=self.store.list_approvals(run_id=run_id) if pending else [],
-            refused=self.store.list_refusals(run_id) if record.refused_calls else [],
-        )
-
-    # supervising -------------------------------------------------------------------
     def set_breakpoints(self, run_id: str, breakpoints: Breakpoints | None) -> Breakpoints:
         """Pause the run (when this runner drives it) before these nodes or tool calls;
         ``None`` or an empty :class:`Breakpoints` clears them. They belong to this runner,
@@ -610,27 +438,7 @@ class Runner:
         With ``tokens`` the models' output is streamed to it as well (``token`` events): models
         are then called in streaming mode, and a model whose streaming omits token usage
         (the embedded llama.cpp adapter today) leaves it out of the audit records."""
-        with self._watch_lock:
-            self._watchers.append(watcher)
-            if tokens:
-                self._token_watchers.append(watcher)
-
-        def unwatch() -> None:
-            with self._watch_lock:
-                for group in (self._watchers, self._token_watchers):
-                    if watcher in group:
-                        group.remove(watcher)
-
-        return unwatch
-
-    def _tell(self, event: RunEvent) -> None:
-        with self._watch_lock:
-            watchers = list(self._watchers)
-        for watcher in watchers:
-            try:
-                watcher(event)
-            except Exception:  # a watcher's bug never stops a run
-                continue
+        return self._watchers.add(watcher, tokens=tokens)
 
     def stop(self, run_id: str, *, by: str) -> bool:
         """Ask the process driving the run to pause it before its next node.
@@ -674,33 +482,6 @@ class Runner:
         return RunResult(run=self.get_run(new_id), pending=[], paused_at=where)  # none refused
 
     # internals ---------------------------------------------------------------------
-    def _record_decision(self, record: RunRecord, item: Approval, approver: Principal) -> None:
-        """Record a person's decision (synced), and sign: this process may stop here."""
-        try:  # the workflow's tools name secrets to keep out of the record
-            wf: Workflow | None = self._workflow_for(record, None, allow_changed=True)
-        except ControlroomError:
-            wf = None
-        audit = self._audits.for_run(item.run_id, wf)
-        record_decision(audit, item, source="decision", approver=approver)
-        audit.checkpoint("decision")
-        audit.close()
-
-    def _ensure_resumable(self, record: RunRecord, item: Approval) -> None:
-        """Before the last pending item is decided with ``resume``: the run's workflow must
-        be at hand here, or nothing is recorded (the decision is not left half-done)."""
-        others = [a for a in self.store.list_approvals(run_id=record.run_id) if a != item]
-        if others:
-            return  # the run will not continue yet
-        try:
-            self._workflow_for(record, None, allow_changed=False)
-        except RunStateError as exc:
-            raise RunStateError(
-                f"{exc.message} Nothing was recorded. To record the decision without "
-                "continuing the run here, decide with resume=False (--no-resume); a process "
-                "that has the workflow continues it.",
-                title=exc.title,
-            ) from None
-
     def _after_decision(self, run_id: str, resume: bool) -> RunResult:
         if resume and not self.store.list_approvals(run_id=run_id):
             try:
@@ -710,281 +491,4 @@ class Runner:
                 if record.status not in (RunStatus.COMPLETED, RunStatus.FAILED):
                     record = record.model_copy(update={"status": RunStatus.RUNNING})
                 return RunResult(run=record, pending=[], refused=self.refusals(run_id))
-        return self._result(run_id)
-
-    def _workflow_for(
-        self, record: RunRecord, workflow: str | Path | Workflow | None, *, allow_changed: bool
-    ) -> Workflow:
-        if workflow is None:
-            bound = self._bound.get(record.run_id)
-            if bound is not None:
-                return bound
-            if record.workflow_ref == PYTHON_OBJECT:
-                return self._bind(record.run_id, self._registered_for(record))
-            workflow = record.workflow_ref
-        wf = self.register(load_workflow(workflow))
-        if not allow_changed and self._fingerprint(wf) != record.workflow_fingerprint:
-            raise RunStateError(
-                f"The workflow given for run {record.run_id} has tools bound to other secret "
-                "configuration (an API key, a token, a SecretStr) than the run started with, "
-                "so its calls could act for another account. Pass the workflow the run "
-                "started with, or allow_changed=True (--allow-changed) if the credentials "
-                "were rotated on purpose.",
-                title="Workflow changed",
-            )
-        if wf.digest != record.workflow_hash and not allow_changed:
-            raise RunStateError(
-                f"The workflow '{wf.name}' changed since run {record.run_id} started "
-                f"({record.workflow_hash[:19]}… then, {wf.digest[:19]}… now). Continuing "
-                "could take different decisions; pass --allow-changed (allow_changed=True) "
-                "if that is intended."
-            )
-        return self._bind(record.run_id, wf)
-
-    def _fingerprint(self, workflow: Workflow) -> str | None:
-        return workflow.secret_fingerprint(self.store.identity_key())
-
-    def _continued_audit(self, record: RunRecord) -> RunAudit:
-        audit = self._audits.for_run(record.run_id, self._bound.get(record.run_id))
-        if audit.enabled and not audit.has(Kind.RUN_START):
-            self._restart_log(audit, record, self.principal(record.user_id))
-        return audit
-
-    def _restart_log(self, audit: RunAudit, record: RunRecord, principal: Principal) -> None:
-        """A crash tore the log's first line (run.start) and the next writer cut it off:
-        record the start again, from the store, so the log says who, what and with which
-        input, and a replay can start from it."""
-        fork = None
-        if record.parent_run_id is not None:
-            fork = {"run_id": record.parent_run_id, "checkpoint_id": record.parent_checkpoint}
-        audit.run_started(
-            principal=principal,
-            model_spec=record.model,
-            approve_mode=record.approve_mode,
-            input_text=record.input,
-            config=self._audits.config(),
-            fork=fork,
-            recovered=True,
-        )
-
-    def _registered_for(self, record: RunRecord) -> Workflow:
-        """The one registered Python-built workflow a run was started with, or an error.
-
-        It must have the run's digest (spec, tools, their public configuration) and the
-        same fingerprint of the secrets its tools hold: two workflows that differ only in
-        an API key belong to different accounts."""
-        candidates = [
-            w
-            for w in self._registered.get(record.workflow_hash, [])
-            if self._fingerprint(w) == record.workflow_fingerprint
-        ]
-        if len(candidates) == 1:
-            return candidates[0]
-        if candidates:
-            raise RunStateError(
-                f"Run {record.run_id} was started from a Workflow object, and {len(candidates)} "
-                "different workflow objects registered here have its digest (the same spec, "
-                "tools and tool configuration as far as controlroom can see), so it cannot "
-                "tell which one the run belongs to and will not guess. Pass workflow=... to "
-                "resume, approve or replay it with the right one.",
-                title="Ambiguous workflow",
-            )
-        names = sorted({w.name for known in self._registered.values() for w in known})
-        also = (
-            f" Registered here: {', '.join(names)} (a different spec, tool or tool "
-            "configuration, secrets such as API keys included, is another workflow)."
-            if names
-            else ""
-        )
-        raise RunStateError(
-            f"Run {record.run_id} was started from a Workflow object, not a file or module "
-            "reference, so this process cannot reload it. Call runner.register(workflow) "
-            "with the workflow it was started with (or pass workflow=...) first, or define "
-            f"the workflow in a file or module.{also}"
-        )
-
-    def _drive(
-        self,
-        run_id: str,
-        wf: Workflow,
-        principal: Principal,
-        graph_input: Any,
-        *,
-        step: bool,
-        fresh: bool = False,
-    ) -> RunResult:
-        record = self.store.get_run(run_id)
-        audit = self._audits.for_run(run_id, wf)
-        self._audits.keep_policies(wf.gate or self.gate)  # what a replay decides with
-        if audit.enabled and not audit.has(Kind.RUN_START):
-            self._restart_log(audit, record, principal)
-        if not fresh:  # a new run was inserted as running already
-            self.store.update_run(run_id, status=RunStatus.RUNNING, error=None)
-            answered = _answered(graph_input)
-            audit.run_resumed(step_mode=step, answered=answered)
-        ctx = RunContext(
-            run_id=run_id,
-            principal=principal,
-            tools=wf.tools,
-            gate=wf.gate or self.gate,
-            get_model=self._model_getter(wf),
-            retriever=lambda: self.retriever(wf),
-            default_model=record.model,
-            approve_mode=record.approve_mode,  # type: ignore[arg-type]
-            home=self.settings.home,
-            store=self.store,
-            audit=audit,
-        )
-        graph = self._graph(wf)
-        config = self._config(run_id)
-        breaks = self._breakpoints.get(run_id, Breakpoints())
-        self._stops.clear(run_id)  # a request made while nothing drove the run is stale
-        paused_at: str | None = "step" if step else None
-        try:
-            with using_home(self.settings.home):
-                before = interrupt_before(breaks, wf)
-                while True:
-                    stopped_by = self._stream(graph, graph_input, ctx, step=step, before=before)
-                    if stopped_by is not None:
-                        paused_at = f"stopped by {stopped_by}"
-                        break
-                    if step or not breaks:
-                        break
-                    snapshot = graph.get_state(config)
-                    if snapshot.interrupts or not snapshot.next:
-                        break
-                    paused_at = breakpoint_hit(breaks, wf, snapshot)
-                    if paused_at is not None:
-                        break
-                    graph_input = None  # paused before a tools step that calls no watched tool
-        except ControlroomError as exc:
-            return self._fail(run_id, graph, f"{exc.title}: {exc.message}")
-        except Exception as exc:
-            return self._fail(run_id, graph, f"{type(exc).__name__}: {exc}")
-        except BaseException:
-            record_stop(audit, "interrupted", output=None, error=None, next_steps=[], pending=[])
-            self.store.update_run(run_id, status=RunStatus.INTERRUPTED)
-            raise
-        result = self._settle(run_id, graph.get_state(config), audit)
-        if result.status is RunStatus.PAUSED:
-            result.paused_at = paused_at
-        self._tell(RunEvent(run_id=run_id, kind="stopped", text=result.status.value))
-        return result
-
-    def _stream(
-        self,
-        graph: CompiledGraph,
-        graph_input: Any,
-        ctx: RunContext,
-        *,
-        step: bool,
-        before: list[str] | str | None,
-    ) -> str | None:
-        """Execute until the graph stops; returns who asked it to stop, if someone did.
-
-        A stop request is honoured before a node starts: the node in progress finishes and
-        its checkpoint is saved, the next one does not begin."""
-        run_id = ctx.run_id
-        modes: list[Any] = ["tasks", "messages"] if self._token_watchers else ["tasks"]
-        stream = graph.stream(  # (mode, chunk) pairs, since stream_mode is a list
-            graph_input,
-            self._config(run_id),
-            context=ctx,
-            durability="sync",
-            interrupt_before=before,
-            interrupt_after="*" if step else None,
-            stream_mode=modes,
-        )
-        try:
-            for mode, chunk in cast(Iterator[tuple[str, Any]], stream):
-                if mode == "tasks" and isinstance(chunk, dict):
-                    finished = "result" in chunk or "error" in chunk
-                    if not finished:
-                        by = self._stops.pending(run_id)
-                        if by is not None:
-                            self._stops.clear(run_id)
-                            return by
-                    if self._watchers:
-                        self._tell(
-                            RunEvent(
-                                run_id=run_id,
-                                kind="node_finished" if finished else "node_started",
-                                node=str(chunk.get("name")),
-                                step=chunk.get("step"),
-                            )
-                        )
-                elif mode == "messages":
-                    message, meta = chunk
-                    text = getattr(message, "text", "")
-                    if text and getattr(message, "type", "") in ("ai", "AIMessageChunk"):
-                        node = (meta or {}).get("langgraph_node")
-                        self._tell(RunEvent(run_id=run_id, kind="token", node=node, text=text))
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:  # a generator: let LangGraph leave its loop cleanly
-                close()
-        return None
-
-    def _fail(self, run_id: str, graph: CompiledGraph, error: str) -> RunResult:
-        next_steps = list(graph.get_state(self._config(run_id)).next)
-        audit = self._audits.for_run(run_id)
-        # The log first, then the store: a crash in between leaves a run that is not yet
-        # "failed", which the next resume settles (and records) again.
-        record_stop(audit, "failed", output=None, error=error, next_steps=next_steps, pending=[])
-        self.store.update_run(run_id, status=RunStatus.FAILED, error=error, next_steps=next_steps)
-        return self._result(run_id, pending=False)
-
-    def _settle_after_crash(self, record: RunRecord, snapshot: StateSnapshot) -> RunResult:
-        """A resume with nothing left to run: the graph reached its end, and the process
-        that drove it may have died before it said so (then the run's end is recorded)."""
-        if record.status is RunStatus.COMPLETED or not self._at_end(snapshot):
-            return self._settle(record.run_id, snapshot)
-        audit = self._continued_audit(record)
-        audit.run_resumed(step_mode=False, answered=[])
-        return self._settle(record.run_id, snapshot, audit)
-
-    def _settle_waiting(self, record: RunRecord, snapshot: StateSnapshot) -> RunResult:
-        """A resume of a run that still waits for a person: nothing runs. A process that
-        died after the run began to wait, before it said so, has that recorded now."""
-        if record.status is RunStatus.WAITING:
-            return self._settle(record.run_id, snapshot)
-        audit = self._continued_audit(record)
-        audit.run_resumed(step_mode=False, answered=[])
-        return self._settle(record.run_id, snapshot, audit)
-
-    @staticmethod
-    def _at_end(snapshot: StateSnapshot) -> bool:
-        """Whether the graph reached END: nothing to run, no step's writes left to apply,
-        no question waiting. Only then is a run completed."""
-        return not (snapshot.interrupts or snapshot.next or snapshot.tasks)
-
-    def _settle(
-        self, run_id: str, snapshot: StateSnapshot, audit: RunAudit | None = None
-    ) -> RunResult:
-        """Record where the run stands: in its audit log (when ``audit`` is given: the
-        process stops driving it here), then in the store. In that order, so a crash in
-        between leaves the store saying "running" (shown as interrupted), and the next
-        resume settles it again: the store never says "completed" for a run whose log
-        lacks its end."""
-        if snapshot.interrupts:
-            status = RunStatus.WAITING
-        elif not self._at_end(snapshot):
-            # Not at its end: a completed run is one whose graph reached END, never one
-            # whose last step's writes wait to be applied.
-            status = RunStatus.PAUSED
-        else:
-            status = RunStatus.COMPLETED
-        output = snapshot.values.get("output") if status is RunStatus.COMPLETED else None
-        next_steps = list(snapshot.next)
-        if audit is not None:
-            pending = [a.approval_id for a in self.store.list_approvals(run_id=run_id)]
-            record_stop(
-                audit,
-                status.value,
-                output=output,
-                error=None,
-                next_steps=next_steps,
-                pending=pending,
-            )
-        self.store.update_run(run_id, status=status, output=output, next_steps=next_steps)
-        return self._result(run_id)
+        return self._driver.result(run_id)

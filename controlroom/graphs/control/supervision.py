@@ -13,7 +13,9 @@ this module resolves a person's reference to one entry of it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,6 +30,8 @@ from controlroom.graphs.storage.checkpoints import CheckpointInfo as CheckpointI
 
 if TYPE_CHECKING:
     from controlroom.graphs.authoring.workflow import Workflow
+
+logger = logging.getLogger(__name__)
 
 
 class Breakpoints(BaseModel):
@@ -64,6 +68,48 @@ class RunEvent(BaseModel):
 
 
 Watcher = Callable[[RunEvent], None]
+
+
+class Watchers:
+    """Who watches the runs a runner drives (the control room), and how they are told."""
+
+    def __init__(self) -> None:
+        self._all: list[Watcher] = []
+        self._tokens: list[Watcher] = []
+        self._lock = threading.Lock()
+
+    @property
+    def any(self) -> bool:
+        return bool(self._all)
+
+    @property
+    def tokens(self) -> bool:
+        """Whether someone wants the models' output token by token."""
+        return bool(self._tokens)
+
+    def add(self, watcher: Watcher, *, tokens: bool = False) -> Callable[[], None]:
+        """Start telling ``watcher``; returns the function that stops it."""
+        with self._lock:
+            self._all.append(watcher)
+            if tokens:
+                self._tokens.append(watcher)
+
+        def unwatch() -> None:
+            with self._lock:
+                for group in (self._all, self._tokens):
+                    if watcher in group:
+                        group.remove(watcher)
+
+        return unwatch
+
+    def tell(self, event: RunEvent) -> None:
+        with self._lock:
+            watchers = list(self._all)
+        for watcher in watchers:
+            try:
+                watcher(event)
+            except Exception:  # a watcher's bug never stops a run; it is logged
+                logger.exception("A run watcher failed on %s of run %s", event.kind, event.run_id)
 
 
 class StateEdits(BaseModel):
