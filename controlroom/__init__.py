@@ -58,7 +58,7 @@ from controlroom.graphs.authoring.workflow import Workflow, load_workflow
 from controlroom.graphs.control.run_result import RunResult
 from controlroom.graphs.control.runner import Runner
 from controlroom.graphs.runtime.run_state import RunState
-from controlroom.graphs.storage.run_store import (
+from controlroom.graphs.storage.records import (
     Approval,
     ApprovalStatus,
     Refusal,

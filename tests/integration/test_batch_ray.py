@@ -29,7 +29,7 @@ from controlroom.audit.keys import expected_public_key
 from controlroom.audit.log import log_path
 from controlroom.audit.verify import verify_log
 from controlroom.batch import BatchOptions, BatchReport, create_batch, parse_inputs, run_batch
-from controlroom.graphs.storage.run_store import BatchItem, BatchRecord
+from controlroom.graphs.storage.records import BatchItem, BatchRecord
 from tests.batch_support import batch_workflow, inputs_text, ledger
 from tests.conftest import cli_env
 

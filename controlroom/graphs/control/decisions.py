@@ -26,7 +26,8 @@ from controlroom.errors import (
 from controlroom.graphs.authoring.workflow import Workflow
 from controlroom.graphs.control.run_workflows import RunWorkflows
 from controlroom.graphs.runtime.audit_hooks import AuditFactory, record_decision
-from controlroom.graphs.storage.run_store import Approval, ApprovalStatus, RunRecord, Store
+from controlroom.graphs.storage.records import Approval, ApprovalStatus, RunRecord
+from controlroom.graphs.storage.run_store import Store
 from controlroom.identity import Principal
 from controlroom.tools.gate import Decision, Gate, Verdict, deciding
 from controlroom.tools.policy import may_approve

@@ -45,7 +45,8 @@ from controlroom.config import Settings, exposure, fix_command
 from controlroom.errors import ConfigError
 from controlroom.graphs.storage import state_files
 from controlroom.graphs.storage.locks import is_locked
-from controlroom.graphs.storage.run_store import RunStatus, Store
+from controlroom.graphs.storage.records import RunStatus
+from controlroom.graphs.storage.run_store import Store
 from controlroom.graphs.storage.state_files import CHECKPOINTS, PACK, STORE, StateKind
 
 Severity = Literal["problem", "note"]
@@ -290,8 +291,8 @@ def _postgres(
     try:
         import psycopg
 
-        from controlroom.graphs.storage.postgres import (
-            _CONNECT_KWARGS,
+        from controlroom.graphs.storage.postgres_session import (
+            CONNECT_KWARGS,
             check_url,
             describe_url,
             unreachable,
@@ -307,7 +308,7 @@ def _postgres(
     where = describe_url(url)
     try:
         check_url(url)
-        conn = psycopg.connect(url, autocommit=True, **_CONNECT_KWARGS)
+        conn = psycopg.connect(url, autocommit=True, **CONNECT_KWARGS)
     except ConfigError as exc:
         report.problem("database", f"CONTROLROOM_DATABASE_URL cannot be used: {exc.message}")
         return None, None

@@ -36,8 +36,15 @@ from controlroom.graphs.control.supervision import (
 from controlroom.graphs.runtime.audit_hooks import AuditFactory, record_stop
 from controlroom.graphs.runtime.compile import to_state_graph
 from controlroom.graphs.runtime.nodes import decision_payload
-from controlroom.graphs.runtime.run_state import ApproveMode, RunContext, RunState
-from controlroom.graphs.storage.run_store import ApprovalStatus, RunRecord, RunStatus, Store, now
+from controlroom.graphs.runtime.run_state import RunContext, RunState
+from controlroom.graphs.storage.records import (
+    ApprovalStatus,
+    ApproveMode,
+    RunRecord,
+    RunStatus,
+    now,
+)
+from controlroom.graphs.storage.run_store import Store
 from controlroom.identity import Principal
 from controlroom.retrieval import Retriever
 from controlroom.tools.gate import Gate
@@ -180,7 +187,7 @@ class RunDriver:
             get_model=self._model_getter(wf),
             retriever=lambda: self._retriever(wf),
             default_model=record.model,
-            approve_mode=record.approve_mode,  # type: ignore[arg-type]
+            approve_mode=record.approve_mode,
             home=self._settings.home,
             store=self._store,
             audit=audit,

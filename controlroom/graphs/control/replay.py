@@ -57,8 +57,7 @@ from controlroom.errors import ControlroomError, PolicyError
 from controlroom.graphs.authoring.spec import RetrieveStep
 from controlroom.graphs.authoring.workflow import PYTHON_OBJECT, Workflow, load_workflow
 from controlroom.graphs.control.run_result import RunResult
-from controlroom.graphs.runtime.run_state import ApproveMode
-from controlroom.graphs.storage.run_store import RunStatus
+from controlroom.graphs.storage.records import ApproveMode, RunStatus
 from controlroom.identity import Directory, Principal
 from controlroom.retrieval import DocumentStore
 from controlroom.tools.gate import CallRef, Decision, Gate, Verdict, current_call

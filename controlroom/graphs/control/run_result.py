@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from controlroom.graphs.storage.run_store import Approval, Refusal, RunRecord, RunStatus
+from controlroom.graphs.storage.records import Approval, Refusal, RunRecord, RunStatus
 
 
 class RunResult(BaseModel):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from controlroom.errors import RunStateError
 from controlroom.graphs.authoring.workflow import PYTHON_OBJECT, Workflow, load_workflow
-from controlroom.graphs.storage.run_store import RunRecord, Store
+from controlroom.graphs.storage.records import RunRecord
+from controlroom.graphs.storage.run_store import Store
 
 
 class RunWorkflows:

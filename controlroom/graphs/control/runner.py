@@ -47,15 +47,10 @@ from controlroom.graphs.control.supervision import (
 )
 from controlroom.graphs.control.time_travel import TimeTravel
 from controlroom.graphs.runtime.audit_hooks import AuditFactory
-from controlroom.graphs.runtime.run_state import ApproveMode, RunState
+from controlroom.graphs.runtime.run_state import RunState
 from controlroom.graphs.storage.backends import open_backend
-from controlroom.graphs.storage.run_store import (
-    Approval,
-    Refusal,
-    RunRecord,
-    RunStatus,
-    Store,
-)
+from controlroom.graphs.storage.records import Approval, ApproveMode, Refusal, RunRecord, RunStatus
+from controlroom.graphs.storage.run_store import Store
 from controlroom.identity import Directory, Principal
 from controlroom.retrieval import DocumentStore, Retriever, document_policies, open_store
 from controlroom.tools.gate import DeclaredGate, Gate

@@ -27,7 +27,8 @@ from controlroom.graphs.runtime.audit_hooks import AuditFactory, record_stop
 from controlroom.graphs.runtime.run_state import RunState
 from controlroom.graphs.storage.backend import Backend
 from controlroom.graphs.storage.checkpoints import CheckpointInfo
-from controlroom.graphs.storage.run_store import RunRecord, RunStatus, Store, now
+from controlroom.graphs.storage.records import RunRecord, RunStatus, now
+from controlroom.graphs.storage.run_store import Store
 from controlroom.identity import Principal
 
 

@@ -17,7 +17,7 @@ from controlroom.audit.redact import Redactor, secrets_of_tool
 from controlroom.config import Settings
 from controlroom.errors import ControlroomError
 from controlroom.graphs.runtime.run_state import RunContext
-from controlroom.graphs.storage.run_store import Approval, ApprovalStatus
+from controlroom.graphs.storage.records import Approval, ApprovalStatus
 from controlroom.identity import Principal
 
 if TYPE_CHECKING:

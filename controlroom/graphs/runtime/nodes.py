@@ -37,7 +37,7 @@ from controlroom.errors import ToolArgumentsError
 from controlroom.graphs.authoring.spec import ApprovalStep, ModelStep, ToolsStep
 from controlroom.graphs.runtime.audit_hooks import record_decision, record_final, record_request
 from controlroom.graphs.runtime.run_state import RunContext, RunState
-from controlroom.graphs.storage.run_store import (
+from controlroom.graphs.storage.records import (
     Approval,
     ApprovalStatus,
     LedgerEntry,

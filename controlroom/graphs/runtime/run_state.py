@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage
 from langgraph.graph.message import add_messages
 
 from controlroom.audit.recorder import RunAudit
+from controlroom.graphs.storage.records import ApproveMode
 from controlroom.graphs.storage.run_store import Store
 from controlroom.identity import Principal
 from controlroom.tools.gate import Gate
@@ -19,8 +20,6 @@ from controlroom.tools.spec import Tool
 
 if TYPE_CHECKING:
     from controlroom.retrieval.retriever import Retriever
-
-ApproveMode = Literal["ask", "all", "none"]
 
 
 def merge_vars(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:

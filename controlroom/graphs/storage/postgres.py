@@ -28,10 +28,7 @@ an unreachable server is reported in seconds with what to check.
 from __future__ import annotations
 
 import functools
-import hashlib
-import os
 import re
-import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -40,77 +37,26 @@ from typing import Any
 import psycopg
 import psycopg.sql
 from langgraph.checkpoint.postgres import PostgresSaver
-from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from controlroom.config import Settings
-from controlroom.errors import ConfigError, RunBusyError, StateError
+from controlroom.errors import ConfigError, StateError
 from controlroom.graphs.storage.backend import Backend, strict_serializer, with_crash_points
 from controlroom.graphs.storage.checkpoints import CheckpointInfo, saver_history
-from controlroom.graphs.storage.run_store import _SCHEMA, Store
-
-_URL_HINT = (
-    "Set CONTROLROOM_DATABASE_URL to a URL like postgresql://USER:PASSWORD@HOST:5432/DBNAME "
-    "(a libpq key=value string works too), or unset it to keep state in SQLite files in the "
-    "project folder."
+from controlroom.graphs.storage.postgres_session import (
+    CONNECT_KWARGS,
+    URL_HINT,
+    AdvisoryLocks,
+    application_name,
+    check_url,
+    describe_url,
+    unreachable,
 )
-# Keepalives: a dead peer is noticed within about idle + interval * count seconds.
-_CONNECT_KWARGS: dict[str, Any] = {
-    "connect_timeout": 5,
-    "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 5,
-    "keepalives_count": 4,
-}
+from controlroom.graphs.storage.run_store import Store
+from controlroom.graphs.storage.schema import SCHEMA
+
 _SCHEMA_LOCK = 0x636F6E74726F6C  # "control": serialises schema set-up across processes
-
-
-def lock_key(run_id: str) -> int:
-    """The signed 64-bit advisory lock key of a run."""
-    digest = hashlib.sha256(b"controlroom.run:" + run_id.encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def describe_url(url: str) -> str:
-    """``postgresql://user@host:port/db``, without the password, for messages."""
-    try:
-        info = conninfo_to_dict(url)
-    except Exception:
-        return "the configured database"
-    user = f"{info['user']}@" if info.get("user") else ""
-    host = info.get("host") or "localhost"
-    port = info.get("port") or "5432"
-    return f"postgresql://{user}{host}:{port}/{info.get('dbname') or ''}"
-
-
-def check_url(url: str) -> None:
-    """Refuse a URL that is not a PostgreSQL connection string, saying how to fix it."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else None
-    if scheme is not None and scheme not in ("postgresql", "postgres"):
-        raise ConfigError(
-            f"CONTROLROOM_DATABASE_URL starts with '{scheme}://', which is not PostgreSQL. "
-            + _URL_HINT,
-            title="Bad database URL",
-        )
-    try:
-        conninfo_to_dict(url)
-    except psycopg.ProgrammingError as exc:
-        raise ConfigError(
-            f"CONTROLROOM_DATABASE_URL is not a valid connection string ({exc}). " + _URL_HINT,
-            title="Bad database URL",
-        ) from None
-
-
-def unreachable(url: str, exc: BaseException) -> ConfigError:
-    why = " ".join(str(exc).split()) or type(exc).__name__
-    return ConfigError(
-        f"Cannot connect to {describe_url(url)}: {why}. Check that PostgreSQL is running "
-        "and reachable from this machine (`pg_isready -h HOST -p PORT`), that the user, "
-        "password and database in CONTROLROOM_DATABASE_URL exist (`createdb DBNAME`), and "
-        "that pg_hba.conf admits this host.",
-        title="Database unreachable",
-    )
 
 
 # The store's schema version lives here (SQLite keeps it in PRAGMA user_version).
@@ -127,10 +73,6 @@ def newer_database(url: str, version: int, known: int) -> StateError:
         "at another database (or schema); this version leaves it untouched.",
         title="State from a newer version",
     )
-
-
-def _application_name() -> str:
-    return f"controlroom pid {os.getpid()} on {socket.gethostname()}"[:63]
 
 
 # --- SQL translation -----------------------------------------------------------------------
@@ -228,7 +170,7 @@ class _TxConnection:
 
 
 def _schema_statements() -> list[str]:
-    return [s.strip() for s in _SCHEMA.split(";") if s.strip()]
+    return [s.strip() for s in SCHEMA.split(";") if s.strip()]
 
 
 def _schema_columns() -> dict[str, list[tuple[str, str]]]:
@@ -324,101 +266,6 @@ class PostgresStore(Store):
                 raise unreachable(self.url, exc) from None
 
 
-class AdvisoryLocks:
-    """Run locks as session-level advisory locks on one dedicated connection."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._mutex = threading.Lock()
-        self._conn: Any = None
-        self._held: set[str] = set()  # advisory locks are re-entrant per session: not we
-
-    def _session(self) -> Any:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            # A lost session lost its locks too: nothing held survives a reconnect.
-            self._held.clear()
-            try:
-                self._conn = psycopg.connect(
-                    self.url,
-                    autocommit=True,
-                    application_name=_application_name(),
-                    **_CONNECT_KWARGS,
-                )
-            except psycopg.Error as exc:
-                raise unreachable(self.url, exc) from None
-        return self._conn
-
-    def holder(self, run_id: str) -> str | None:
-        """Who holds the run's lock (their application name), if anyone does."""
-        key = lock_key(run_id)
-        unsigned = key & 0xFFFFFFFFFFFFFFFF
-        with self._mutex:
-            if run_id in self._held:
-                return _application_name()
-            row = (
-                self._session()
-                .execute(
-                    "SELECT coalesce(a.application_name, '') || ' (backend pid ' || l.pid || ')' "
-                    "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-                    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-                    "AND l.database = (SELECT oid FROM pg_database "
-                    "WHERE datname = current_database()) "
-                    "AND l.classid::bigint = %s AND l.objid::bigint = %s",
-                    (unsigned >> 32, unsigned & 0xFFFFFFFF),
-                )
-                .fetchone()
-            )
-        return str(row[0]) if row else None
-
-    @contextmanager
-    def hold(self, run_id: str) -> Iterator[None]:
-        key = lock_key(run_id)
-        with self._mutex:
-            got = run_id not in self._held
-            if got:
-                row = self._session().execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-                got = bool(row[0])
-            if got:
-                self._held.add(run_id)
-        if not got:
-            holder = self.holder(run_id) or "another process"
-            raise RunBusyError(
-                f"Run {run_id} is being executed by another process ({holder}). Wait for it "
-                "to stop at an approval or finish, then try again."
-            )
-        try:
-            yield
-        finally:
-            with self._mutex:
-                if run_id in self._held:
-                    self._held.discard(run_id)
-                    conn = self._conn
-                    if conn is not None and not conn.closed and not conn.broken:
-                        try:
-                            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-                        except psycopg.Error:
-                            conn.close()  # closing the session releases its locks
-
-    @contextmanager
-    def exclusive(self, key: int) -> Iterator[None]:
-        """Wait for an advisory lock (for set-up work, not runs)."""
-        with self._mutex:
-            self._session().execute("SELECT pg_advisory_lock(%s)", (key,))
-        try:
-            yield
-        finally:
-            with self._mutex:
-                if self._conn is not None and not self._conn.closed:
-                    self._conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-
-    def close(self) -> None:
-        with self._mutex:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-            self._held.clear()
-
-
 class PostgresBackend(Backend):
     """Checkpoints, store and run locks in one PostgreSQL database."""
 
@@ -427,10 +274,10 @@ class PostgresBackend(Backend):
     def __init__(self, settings: Settings) -> None:
         url = settings.database_url_value
         if url is None:
-            raise ConfigError("No database URL is set. " + _URL_HINT, title="Bad database URL")
+            raise ConfigError("No database URL is set. " + URL_HINT, title="Bad database URL")
         check_url(url)
         try:  # one plain connection first: a clear error at once, not a pool's retries
-            psycopg.connect(url, **_CONNECT_KWARGS).close()
+            psycopg.connect(url, **CONNECT_KWARGS).close()
         except psycopg.Error as exc:
             raise unreachable(url, exc) from None
         settings.home.mkdir(parents=True, exist_ok=True)
@@ -444,8 +291,8 @@ class PostgresBackend(Backend):
                 "autocommit": True,
                 "prepare_threshold": 0,
                 "row_factory": dict_row,
-                "application_name": _application_name(),
-                **_CONNECT_KWARGS,
+                "application_name": application_name(),
+                **CONNECT_KWARGS,
             },
             check=ConnectionPool.check_connection,
             open=False,

@@ -15,259 +15,26 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field
-
 from controlroom import faults
 from controlroom.errors import ApprovalDecidedError, ApprovalNotFoundError, RunNotFoundError
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    workflow TEXT NOT NULL,
-    workflow_ref TEXT NOT NULL,
-    workflow_hash TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    input TEXT NOT NULL,
-    model TEXT NOT NULL,
-    approve_mode TEXT NOT NULL,
-    status TEXT NOT NULL,
-    output TEXT,
-    error TEXT,
-    next_steps TEXT NOT NULL DEFAULT '[]',
-    parent_run_id TEXT,
-    parent_checkpoint TEXT,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    workflow_fingerprint TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
-CREATE TABLE IF NOT EXISTS approvals (
-    run_id TEXT NOT NULL,
-    approval_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    step TEXT NOT NULL,
-    tool TEXT,
-    call_id TEXT,
-    args TEXT NOT NULL,
-    effect TEXT,
-    reason TEXT NOT NULL,
-    message TEXT NOT NULL,
-    status TEXT NOT NULL,
-    decided_by TEXT,
-    decided_at TEXT,
-    edited_args TEXT,
-    decision_reason TEXT,
-    approvers TEXT NOT NULL DEFAULT '[]',
-    policies TEXT NOT NULL DEFAULT '[]',
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (run_id, approval_id)
-);
-CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status);
-CREATE TABLE IF NOT EXISTS batches (
-    batch_id TEXT PRIMARY KEY,
-    workflow TEXT NOT NULL,
-    workflow_ref TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    approve_mode TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS batch_items (
-    batch_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    run_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    input TEXT NOT NULL,
-    model TEXT,
-    PRIMARY KEY (batch_id, position)
-);
-CREATE TABLE IF NOT EXISTS effects (
-    key TEXT PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    status TEXT NOT NULL,
-    result TEXT,
-    started_at TEXT NOT NULL,
-    completed_at TEXT,
-    decision TEXT
-);
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS refusals (
-    run_id TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    call_id TEXT NOT NULL,
-    node TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    status TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    decided_by TEXT,
-    policies TEXT NOT NULL DEFAULT '[]',
-    approval_id TEXT,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (run_id, step, call_id)
-);
-"""
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-class RunStatus(StrEnum):
-    QUEUED = "queued"  # created (by a batch) and not started yet; `resume` starts it
-    RUNNING = "running"
-    WAITING = "waiting"  # for approval
-    PAUSED = "paused"  # stepped; continue with `resume` or `step`
-    INTERRUPTED = "interrupted"  # its process died; `resume` picks it up
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-class ApprovalStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-
-
-class RunRecord(BaseModel):
-    """One run as listed by ``controlroom runs`` (stable JSON for scripts)."""
-
-    run_id: str
-    workflow: str
-    workflow_ref: str
-    workflow_hash: str
-    user_id: str
-    input: str
-    model: str
-    approve_mode: str
-    status: RunStatus
-    output: str | None = None
-    error: str | None = None
-    next_steps: list[str] = Field(default_factory=list)
-    parent_run_id: str | None = None  # a fork's origin run
-    parent_checkpoint: str | None = None  # the origin's checkpoint it was forked from
-    created_at: str
-    updated_at: str
-    # derived by the store's queries, never stored in the runs table
-    DERIVED: ClassVar[set[str]] = {
-        "pending_approvals",
-        "denied_calls",
-        "rejected_calls",
-        "invalid_calls",
-    }
-    # an HMAC of the secrets the run's tools were bound to (see Workflow.secret_fingerprint):
-    # kept in the store, never in the audit or the JSON a script reads
-    workflow_fingerprint: str | None = Field(default=None, exclude=True, repr=False)
-    pending_approvals: int = 0
-    denied_calls: int = 0  # tool calls the gate refused (never executed)
-    rejected_calls: int = 0  # tool calls a person rejected (never executed)
-    invalid_calls: int = 0  # tool calls refused for arguments that did not fit (never executed)
-
-    @property
-    def refused_calls(self) -> int:
-        return self.denied_calls + self.rejected_calls + self.invalid_calls
-
-    @property
-    def outcome(self) -> str:
-        """The status as people read it: ``completed with 2 denied call(s)``."""
-        parts = []
-        if self.denied_calls:
-            parts.append(f"{self.denied_calls} denied call(s)")
-        if self.rejected_calls:
-            parts.append(f"{self.rejected_calls} rejected call(s)")
-        if self.invalid_calls:
-            parts.append(f"{self.invalid_calls} call(s) refused for invalid arguments")
-        return self.status.value + (f" with {' and '.join(parts)}" if parts else "")
-
-
-class RefusalStatus(StrEnum):
-    DENIED = "denied"  # by the gate (a policy, or no such tool)
-    REJECTED = "rejected"  # by a person
-    INVALID_ARGUMENTS = "invalid_arguments"  # the model's arguments did not fit the schema
-
-
-class Refusal(BaseModel):
-    """A tool call of a run that was not executed, and why (stable JSON for scripts)."""
-
-    run_id: str
-    step: int
-    call_id: str
-    node: str
-    tool: str
-    status: RefusalStatus
-    reason: str
-    decided_by: str | None = None  # the rejecting person; None for the gate
-    policies: list[str] = Field(default_factory=list)
-    approval_id: str | None = None
-    created_at: str = Field(default_factory=now)
-
-
-class Approval(BaseModel):
-    """One item waiting for (or decided by) a person: a tool call or a checkpoint."""
-
-    run_id: str
-    approval_id: str
-    kind: str  # "tool_call" | "checkpoint"
-    step: str
-    tool: str | None = None
-    call_id: str | None = None
-    args: dict[str, Any] = Field(default_factory=dict)
-    effect: str | None = None
-    reason: str
-    message: str = ""
-    status: ApprovalStatus = ApprovalStatus.PENDING
-    decided_by: str | None = None
-    decided_at: str | None = None
-    edited_args: dict[str, Any] | None = None
-    decision_reason: str | None = None
-    approvers: list[str] = Field(default_factory=list)  # roles one of which must decide
-    policies: list[str] = Field(default_factory=list)  # the rules that asked for approval
-    created_at: str = Field(default_factory=now)
-
+from controlroom.graphs.storage.records import (
+    Approval,
+    ApprovalStatus,
+    BatchItem,
+    BatchRecord,
+    LedgerEntry,
+    Refusal,
+    RunRecord,
+    RunStatus,
+    now,
+)
+from controlroom.graphs.storage.schema import SCHEMA, SCHEMA_VERSION
 
 _NO_LIMIT = 1 << 62  # "every row", in a LIMIT both SQLite and PostgreSQL accept
 _REFUSAL_KEY = frozenset({"run_id", "step", "call_id", "created_at"})
-
-
-class LedgerEntry(BaseModel):
-    """One entry of the effect ledger: a side-effecting call, keyed by (run, step, call)."""
-
-    key: str
-    run_id: str
-    tool: str
-    status: str  # "started" (it may or may not have happened) | "completed"
-    result: Any = None
-    decision: dict[str, Any] | None = None  # the final decision that authorised it
-
-
-class BatchItem(BaseModel):
-    """One input of a batch and the run it becomes (its id is fixed when the batch is made)."""
-
-    position: int
-    run_id: str
-    user_id: str
-    input: str
-    model: str | None = None
-
-
-class BatchRecord(BaseModel):
-    """A batch of runs (``controlroom batch``): what it runs, for whom, how many."""
-
-    batch_id: str
-    workflow: str
-    workflow_ref: str
-    user_id: str
-    approve_mode: str
-    size: int
-    created_at: str = Field(default_factory=now)
 
 
 class Store:
@@ -294,7 +61,7 @@ class Store:
         self._conn: sqlite3.Connection = opened.conn
         self._conn.row_factory = sqlite3.Row
         try:
-            self._conn.executescript(_SCHEMA)
+            self._conn.executescript(SCHEMA)
             self._migrate()
         except BaseException:
             self._conn.close()
@@ -726,7 +493,7 @@ class Store:
         return found
 
     # schema version ---------------------------------------------------------------------
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = SCHEMA_VERSION
     """The store schema this code writes: ``PRAGMA user_version`` in SQLite, the
     ``schema_version`` row of ``controlroom_meta`` in PostgreSQL. Set when a store is
     created, checked when one is opened: a newer one is refused, an older one migrated.

@@ -18,7 +18,8 @@ from controlroom.graphs.storage import state_files
 from controlroom.graphs.storage.backend import Backend, strict_serializer, with_crash_points
 from controlroom.graphs.storage.checkpoints import CheckpointInfo, HeadCache, sqlite_history
 from controlroom.graphs.storage.locks import is_locked, run_lock
-from controlroom.graphs.storage.run_store import RunStatus, Store
+from controlroom.graphs.storage.records import RunStatus
+from controlroom.graphs.storage.run_store import Store
 
 
 class SqliteBackend(Backend):
