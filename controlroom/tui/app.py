@@ -13,7 +13,7 @@ Errors are shown in a modal with their title and message.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import App
@@ -24,8 +24,9 @@ from controlroom.errors import ControlroomError
 from controlroom.graphs.control.run_result import RunResult
 from controlroom.graphs.control.runner import Runner
 from controlroom.graphs.control.supervision import Breakpoints, CheckpointInfo, RunEvent
-from controlroom.graphs.storage.run_store import RunStatus
-from controlroom.tui.approval import ApprovalContext, ApprovalScreen, Decision
+from controlroom.graphs.storage.records import RunStatus
+from controlroom.tui.approval import ApprovalChoice, ApprovalContext, ApprovalScreen
+from controlroom.tui.host import ControlHost
 from controlroom.tui.run_screen import RunScreen
 from controlroom.tui.runs_screen import RunsScreen
 from controlroom.tui.screens import (
@@ -179,16 +180,16 @@ class ControlRoomApp(App[None]):
         item = pending[0]
         context = ApprovalContext.load(self.runner, item)
 
-        def decided(decision: Decision | None) -> None:
-            if decision is None:
+        def decided(choice: ApprovalChoice | None) -> None:
+            if choice is None:
                 return
-            if decision.approve:
-                verb = "Approving" + (" with edits" if decision.args is not None else "")
+            if choice.approve:
+                verb = "Approving" + (" with edits" if choice.args is not None else "")
                 self.drive(
                     f"{verb} {item.approval_id} of run {run_id}",
                     run_id,
                     lambda: self.runner.approve(
-                        run_id, item.approval_id, by=approver, args=decision.args
+                        run_id, item.approval_id, by=approver, args=choice.args
                     ),
                 )
             else:
@@ -196,7 +197,7 @@ class ControlRoomApp(App[None]):
                     f"Rejecting {item.approval_id} of run {run_id}",
                     run_id,
                     lambda: self.runner.reject(
-                        run_id, item.approval_id, by=approver, reason=decision.reason or ""
+                        run_id, item.approval_id, by=approver, reason=choice.reason or ""
                     ),
                 )
 
@@ -326,3 +327,7 @@ class ControlRoomApp(App[None]):
                 return
         if isinstance(screen, RunScreen) and screen.run_id == event.run_id:
             screen.progress(event)
+
+
+if TYPE_CHECKING:  # the app is what its screens need (checked by mypy, never at run time)
+    _IS_HOST: type[ControlHost] = ControlRoomApp

@@ -23,15 +23,17 @@ from textual.widgets import Button, Input, Label, Static
 from controlroom.config import using_home
 from controlroom.errors import ControlroomError
 from controlroom.graphs.control.runner import Runner
-from controlroom.graphs.storage.run_store import Approval
+from controlroom.graphs.storage.records import Approval
 from controlroom.identity import Principal
 from controlroom.tools.gate import Gate, Verdict
 from controlroom.tools.spec import Tool
 
 
 @dataclass(frozen=True)
-class Decision:
-    """What the person decided in the panel."""
+class ApprovalChoice:
+    """What the person chose in the approval panel: approve (as proposed or edited) or reject.
+
+    Not the gate's :class:`controlroom.tools.gate.Decision` (a policy verdict on a call)."""
 
     approve: bool
     args: dict[str, Any] | None = None  # edited arguments (None: as proposed)
@@ -72,7 +74,7 @@ def schema_summary(tool: Tool) -> str:
     return ", ".join(fields)
 
 
-class ApprovalScreen(ModalScreen[Decision | None]):
+class ApprovalScreen(ModalScreen[ApprovalChoice | None]):
     """Tool, effect, arguments and why; approve (optionally edited) or reject."""
 
     DEFAULT_CSS = """
@@ -201,7 +203,7 @@ class ApprovalScreen(ModalScreen[Decision | None]):
     @on(Button.Pressed, "#approve")
     def action_approve(self) -> None:
         if self.item.kind != "tool_call":
-            self.dismiss(Decision(approve=True))
+            self.dismiss(ApprovalChoice(approve=True))
             return
         raw = self.query_one("#args", Input).value
         parsed = self._parse(raw)
@@ -216,7 +218,7 @@ class ApprovalScreen(ModalScreen[Decision | None]):
             self.notify(f"Not approved: {reason}", severity="error", title="Invalid arguments")
             return
         edited = parsed if parsed != self.item.args else None
-        self.dismiss(Decision(approve=True, args=edited))
+        self.dismiss(ApprovalChoice(approve=True, args=edited))
 
     @on(Button.Pressed, "#reject")
     def action_reject(self) -> None:
@@ -224,7 +226,7 @@ class ApprovalScreen(ModalScreen[Decision | None]):
 
         def rejected(reason: str | None) -> None:
             if reason:
-                self.dismiss(Decision(approve=False, reason=reason))
+                self.dismiss(ApprovalChoice(approve=False, reason=reason))
 
         self.app.push_screen(
             ReasonScreen(f"{self.item.tool or 'checkpoint'} ({self.item.approval_id})"), rejected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -20,10 +20,8 @@ from controlroom.audit.keys import expected_public_key
 from controlroom.audit.log import log_path
 from controlroom.audit.verify import VerifyReport, verify_log
 from controlroom.errors import ControlroomError
+from controlroom.tui.host import ControlHost, host_of
 from controlroom.tui.render import audit_line
-
-if TYPE_CHECKING:
-    from controlroom.tui.app import ControlRoomApp
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
@@ -87,11 +85,8 @@ class AuditScreen(Screen[None]):
         self.report: VerifyReport | None = None
 
     @property
-    def control(self) -> ControlRoomApp:
-        from controlroom.tui.app import ControlRoomApp
-
-        assert isinstance(self.app, ControlRoomApp)
-        return self.app
+    def control(self) -> ControlHost:
+        return host_of(self)
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)

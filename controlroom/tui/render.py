@@ -19,7 +19,7 @@ from rich.text import Text
 from controlroom.graphs.authoring.workflow import Workflow
 from controlroom.graphs.control.supervision import Breakpoints, CheckpointInfo
 from controlroom.graphs.runtime.run_state import RunState
-from controlroom.graphs.storage.run_store import RunRecord
+from controlroom.graphs.storage.records import RunRecord
 
 TOOL = "gen_ai.tool.name"
 ARGS = "gen_ai.tool.call.arguments"

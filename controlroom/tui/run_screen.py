@@ -8,7 +8,7 @@ model output streamed) update the graph and the live line as they happen.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.console import Group, RenderableType
 from rich.text import Text
@@ -24,13 +24,11 @@ from controlroom.audit.log import log_path
 from controlroom.errors import ControlroomError
 from controlroom.graphs.authoring.workflow import Workflow
 from controlroom.graphs.control.supervision import Breakpoints, CheckpointInfo, RunEvent
-from controlroom.graphs.storage.run_store import Approval, RunRecord, RunStatus
+from controlroom.graphs.storage.records import Approval, RunRecord, RunStatus
 from controlroom.tui.audit_screen import read_lines
+from controlroom.tui.host import ControlHost, host_of
 from controlroom.tui.render import clip, graph_text, records_view, step_detail, when
 from controlroom.tui.runs_screen import STATUS_LABEL, STATUS_STYLE
-
-if TYPE_CHECKING:
-    from controlroom.tui.app import ControlRoomApp
 
 
 @dataclass
@@ -101,11 +99,8 @@ class RunScreen(Screen[None]):
         self._applied = 0  # the newest load shown
 
     @property
-    def control(self) -> ControlRoomApp:
-        from controlroom.tui.app import ControlRoomApp
-
-        assert isinstance(self.app, ControlRoomApp)
-        return self.app
+    def control(self) -> ControlHost:
+        return host_of(self)
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -13,11 +13,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from controlroom.errors import ControlroomError
-from controlroom.graphs.storage.run_store import RunRecord, RunStatus
+from controlroom.graphs.storage.records import RunRecord, RunStatus
+from controlroom.tui.host import ControlHost, host_of
 from controlroom.tui.render import clip, origin, when
-
-if TYPE_CHECKING:
-    from controlroom.tui.app import ControlRoomApp
 
 MAX_RUNS = 5000
 STATUS_STYLE = {
@@ -107,11 +105,8 @@ class RunsScreen(Screen[None]):
         self.loaded = False
 
     @property
-    def control(self) -> ControlRoomApp:
-        from controlroom.tui.app import ControlRoomApp
-
-        assert isinstance(self.app, ControlRoomApp)
-        return self.app
+    def control(self) -> ControlHost:
+        return host_of(self)
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)

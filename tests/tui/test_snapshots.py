@@ -35,7 +35,7 @@ def fixed(project: Path, monkeypatch: pytest.MonkeyPatch) -> Runner:
         return f"2025-01-02T03:{next(ticks) // 60 % 60:02d}:{next(ticks) % 60:02d}.000+00:00"
 
     monkeypatch.setattr("controlroom.graphs.control.runner.uuid", fake_uuid)
-    monkeypatch.setattr("controlroom.graphs.control.runner.now", clock)
+    monkeypatch.setattr("controlroom.graphs.control.driver.now", clock)
     monkeypatch.setattr("controlroom.graphs.storage.run_store.now", clock)
     for module in ("render", "runs_screen", "run_screen"):
         monkeypatch.setattr(f"controlroom.tui.{module}.when", lambda stamp: "03:04:05")

@@ -5,8 +5,10 @@ See :mod:`controlroom.audit.recorder` for the records and their write-ahead rule
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel
 
 from controlroom.audit.keys import Signer, load_or_create_signer
@@ -24,6 +26,41 @@ if TYPE_CHECKING:
     from controlroom.graphs.authoring.workflow import Workflow
 from controlroom.tools.gate import Decision
 from controlroom.tools.spec import Tool
+
+
+class ModelCalls:
+    """Records the model calls one execution of a step makes, numbered from 1 (a structured
+    reply retried after an invalid one is call 2), each as a ``model.call`` record; pass it
+    as the ``on_reply`` of a structured call, or call it after a plain one."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        *,
+        step_no: int,
+        node: str,
+        spec: str,
+        model: Any,
+        tools: Sequence[str] = (),
+    ) -> None:
+        self._ctx, self._step_no, self._node = ctx, step_no, node
+        self._spec, self._model, self._tools = spec, model, list(tools)
+        self.count = 0
+
+    def __call__(self, messages: list[BaseMessage], reply: AIMessage, latency: float) -> None:
+        reply.name = self._node
+        self.count += 1
+        self._ctx.audit.model_call(
+            step=self._step_no,
+            node=self._node,
+            spec=self._spec,
+            model=self._model,
+            messages=messages,
+            tools=self._tools,
+            reply=reply,
+            latency_s=latency,
+            call=self.count,
+        )
 
 
 class PlannedCall(Protocol):

@@ -24,28 +24,31 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, SystemMessage, ToolCall, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
-from pydantic import BaseModel
 
-from controlroom import faults
 from controlroom.agents.prompts import render
 from controlroom.errors import ToolArgumentsError
 from controlroom.graphs.authoring.spec import ApprovalStep, ModelStep, ToolsStep
-from controlroom.graphs.runtime.audit_hooks import record_decision, record_final, record_request
+from controlroom.graphs.runtime.audit_hooks import (
+    ModelCalls,
+    record_decision,
+    record_final,
+    record_request,
+)
+from controlroom.graphs.runtime.effects import Plan, effect_key, execute, from_ledger
 from controlroom.graphs.runtime.run_state import RunContext, RunState
 from controlroom.graphs.storage.records import (
     Approval,
     ApprovalStatus,
-    LedgerEntry,
     Refusal,
     RefusalStatus,
 )
-from controlroom.tools.gate import Decision, Verdict, deciding
-from controlroom.tools.spec import Effect, Tool, ToolContext
+from controlroom.tools.gate import Verdict, deciding
+from controlroom.tools.spec import Effect
 
 Node = Callable[..., dict[str, Any]]
 
@@ -83,23 +86,16 @@ def make_model_node(step: ModelStep) -> Node:
         system = render(
             step.prompt, where=f"prompt of step '{step.id}'", principal=ctx.principal, state=state
         )
-        inputs = [SystemMessage(system), *state.get("messages", [])]
+        inputs: list[BaseMessage] = [SystemMessage(system), *state.get("messages", [])]
         started = time.perf_counter()
         reply = runnable.invoke(inputs)
         latency = time.perf_counter() - started
         if not isinstance(reply, AIMessage):
             reply = AIMessage(content=str(getattr(reply, "content", reply)))
-        reply.name = step.id
-        ctx.audit.model_call(
-            step=current_step(),
-            node=step.id,
-            spec=spec,
-            model=model,
-            messages=inputs,
-            tools=step.tools,
-            reply=reply,
-            latency_s=latency,
+        record = ModelCalls(
+            ctx, step_no=current_step(), node=step.id, spec=spec, model=model, tools=step.tools
         )
+        record(inputs, reply, latency)
         update: dict[str, Any] = {"messages": [reply]}
         if not reply.tool_calls:
             update["output"] = reply.text
@@ -109,81 +105,15 @@ def make_model_node(step: ModelStep) -> Node:
     return model_node
 
 
-class _Plan(BaseModel):
-    """What the tools node will do with one call."""
-
-    model_config = {"arbitrary_types_allowed": True}
-    edited_by: str | None = None
-    position: int
-    call_id: str
-    name: str
-    raw_args: dict[str, Any]
-    tool: Tool | None = None
-    args: BaseModel | None = None
-    decision: Decision | None = None
-    refusal: dict[str, Any] | None = None
-    approval_id: str | None = None
-    approval: dict[str, Any] | None = None  # the person's decision, when one was needed
-    recheck: Decision | None = None  # the gate's answer for edited arguments
-    ledger: LedgerEntry | None = None  # the effect ledger's entry: it ran (or began) before
-
-
-def _refusal(plan: _Plan, status: str, reason: str, **extra: Any) -> dict[str, Any]:
+def _refusal(plan: Plan, status: str, reason: str, **extra: Any) -> dict[str, Any]:
     return {"status": status, "tool": plan.name, "reason": reason, **extra}
-
-
-def effect_key(run_id: str, step_no: int, call_id: str) -> str:
-    """The idempotency key of one call: (run, step, call)."""
-    return f"{run_id}:{step_no}:{call_id}"
-
-
-def _from_ledger(plan: _Plan, tool: Tool, entry: LedgerEntry) -> _Plan:
-    """A call whose effect the ledger already holds: it keeps the decision it ran under.
-
-    The gate is not asked again: the call was authorised (and written ahead) before its
-    effect began, and the world it would decide on now includes that effect (an invoice
-    it paid is "paid"). A ``started`` entry (killed inside the tool) runs again with the
-    same idempotency key and the same final arguments."""
-    recorded = entry.decision or {}
-    plan.ledger = entry
-    plan.args = tool.validate_args(recorded.get("args", plan.raw_args))
-    plan.decision = Decision(
-        verdict=Verdict(recorded.get("verdict", Verdict.ALLOW.value)),
-        reason=str(recorded.get("reason") or "authorised before a crash"),
-        policies=tuple(recorded.get("policies") or ()),
-        approvers=tuple(recorded.get("approvers") or ()),
-        policy_hash=recorded.get("policy_hash"),
-        facts=recorded.get("facts"),
-    )
-    plan.approval_id = recorded.get("approval_id")
-    plan.approval = recorded.get("approval")
-    plan.edited_by = recorded.get("edited_by")
-    return plan
-
-
-def _ledger_decision(plan: _Plan) -> dict[str, Any]:
-    """What the ledger keeps about the decision an effect runs under."""
-    gate = plan.recheck or plan.decision
-    assert plan.args is not None
-    return {
-        "verdict": gate.verdict.value if gate else Verdict.ALLOW.value,
-        "reason": gate.reason if gate else "",
-        "policies": list(gate.policies) if gate else [],
-        "approvers": list(gate.approvers) if gate else [],
-        "policy_hash": gate.policy_hash if gate else None,
-        "facts": gate.facts if gate else None,
-        "approval_id": plan.approval_id,
-        "approval": plan.approval,
-        "edited_by": plan.edited_by,
-        "args": plan.args.model_dump(mode="json"),
-    }
 
 
 def _plan_call(
     ctx: RunContext, allowed: set[str] | None, call: ToolCall, position: int, step_no: int
-) -> _Plan:
+) -> Plan:
     call_id = call.get("id") or f"call-{step_no}-{position}"
-    plan = _Plan(position=position, call_id=call_id, name=call["name"], raw_args=call["args"])
+    plan = Plan(position=position, call_id=call_id, name=call["name"], raw_args=call["args"])
     tool = ctx.tools.get(call["name"])
     if tool is None or (allowed is not None and tool.name not in allowed):
         offered = sorted(allowed if allowed is not None else ctx.tools)
@@ -195,7 +125,7 @@ def _plan_call(
     if tool.effect is not Effect.READ:
         entry = ctx.store.effect_entry(effect_key(ctx.run_id, step_no, call_id))
         if entry is not None:
-            return _from_ledger(plan, tool, entry)
+            return from_ledger(plan, tool, entry)
     try:
         plan.args = tool.validate_args(call["args"])
     except ToolArgumentsError as exc:
@@ -272,32 +202,7 @@ def decision_payload(item: Approval) -> dict[str, Any]:
     }
 
 
-def _execute(ctx: RunContext, plan: _Plan, step_no: int) -> tuple[Any, bool]:
-    """Run the call (or return the ledger's result of an effect it already had)."""
-    assert plan.tool is not None
-    assert plan.args is not None
-    key = effect_key(ctx.run_id, step_no, plan.call_id)
-    tool_ctx = ToolContext(
-        principal=ctx.principal,
-        run_id=ctx.run_id,
-        call_id=plan.call_id,
-        idempotency_key=key,
-        home=ctx.home,
-    )
-    if plan.tool.effect is Effect.READ:
-        return plan.tool.invoke(plan.args, tool_ctx), False
-    entry = plan.ledger or ctx.store.effect_entry(key)
-    if entry is not None and entry.status == "completed":
-        return entry.result, True
-    if entry is None:
-        ctx.store.effect_started(key, ctx.run_id, plan.tool.name, _ledger_decision(plan))
-    result = plan.tool.invoke(plan.args, tool_ctx)
-    faults.point("tool.returned")
-    ctx.store.effect_completed(key, result)
-    return result, False
-
-
-def _record_outcome(ctx: RunContext, plan: _Plan, step_no: int, node: str) -> None:
+def _record_outcome(ctx: RunContext, plan: Plan, step_no: int, node: str) -> None:
     """Keep the run's list of refused calls (what `runs` and `show` report) current."""
     refusal = plan.refusal
     if refusal is None:
@@ -322,7 +227,7 @@ def _record_outcome(ctx: RunContext, plan: _Plan, step_no: int, node: str) -> No
     )
 
 
-def _apply_decision(ctx: RunContext, plan: _Plan, decision: dict[str, Any], step_no: int) -> None:
+def _apply_decision(ctx: RunContext, plan: Plan, decision: dict[str, Any], step_no: int) -> None:
     plan.approval = decision
     if not decision.get("approved"):
         plan.refusal = _refusal(
@@ -439,7 +344,7 @@ def make_tools_node(step: ToolsStep) -> Node:
                 continue
             started = time.perf_counter()
             try:
-                result, from_ledger = _execute(ctx, p, step_no)
+                result, from_ledger = execute(ctx, p, step_no)
             except Exception as exc:  # a failing tool is reported to the model, not fatal
                 ctx.audit.tool_result(
                     step=step_no,

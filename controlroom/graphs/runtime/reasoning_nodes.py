@@ -12,6 +12,7 @@ from langgraph.runtime import Runtime
 from controlroom.agents.prompts import render
 from controlroom.agents.reasoning import ReplyHook, choose, think
 from controlroom.graphs.authoring.spec import ChooseStep, ReasonStep
+from controlroom.graphs.runtime.audit_hooks import ModelCalls
 from controlroom.graphs.runtime.nodes import current_step
 from controlroom.graphs.runtime.run_state import RunContext, RunState
 
@@ -28,23 +29,7 @@ def _setup(
     )
     inputs: list[BaseMessage] = [SystemMessage(system), *state.get("messages", [])]
 
-    calls = [0]  # model calls this execution of the step made so far
-
-    def record(messages: list[BaseMessage], reply: AIMessage, latency: float) -> None:
-        reply.name = step.id
-        calls[0] += 1
-        ctx.audit.model_call(
-            step=current_step(),
-            node=step.id,
-            spec=spec,
-            model=model,
-            messages=messages,
-            tools=[],
-            reply=reply,
-            latency_s=latency,
-            call=calls[0],
-        )
-
+    record = ModelCalls(ctx, step_no=current_step(), node=step.id, spec=spec, model=model)
     return model, inputs, record
 
 

@@ -13,6 +13,7 @@ from controlroom.agents.prompts import render
 from controlroom.agents.reasoning import structured
 from controlroom.errors import ConfigError, ModelCallError
 from controlroom.graphs.authoring.spec import AnswerStep, RetrieveStep
+from controlroom.graphs.runtime.audit_hooks import ModelCalls
 from controlroom.graphs.runtime.nodes import current_step
 from controlroom.graphs.runtime.run_state import RunContext, RunState
 from controlroom.retrieval.grounding import ABSTAIN, GroundedAnswer, check_citations, passages
@@ -154,23 +155,7 @@ def make_answer_node(step: AnswerStep) -> Node:
             SystemMessage(f"{system}\n\n{GROUNDING_RULES}\n\nPassages:\n{passages(chunks)}"),
             HumanMessage(_question(state)),
         ]
-        calls = 0
-
-        def record(messages: list[BaseMessage], reply: AIMessage, latency: float) -> None:
-            nonlocal calls
-            calls += 1
-            reply.name = step.id
-            ctx.audit.model_call(
-                step=node_step,
-                node=step.id,
-                spec=spec,
-                model=model,
-                messages=messages,
-                tools=[],
-                reply=reply,
-                latency_s=latency,
-                call=calls,
-            )
+        record = ModelCalls(ctx, step_no=node_step, node=step.id, spec=spec, model=model)
 
         last = GroundedAnswer(reasoning="", answer="")
         for attempt in range(1, step.retries + 2):
@@ -194,7 +179,7 @@ def make_answer_node(step: AnswerStep) -> Node:
                     problem=exc.message,
                     outcome=failed,
                 )
-                return finish(last, calls, failed)
+                return finish(last, record.count, failed)
             answer = got.value
             assert isinstance(answer, GroundedAnswer)
             last = answer
@@ -220,7 +205,7 @@ def make_answer_node(step: AnswerStep) -> Node:
             if outcome is not None:
                 if outcome == "answered":
                     answer = answer.model_copy(update={"citations": check.cited})
-                return finish(answer, calls, outcome)
+                return finish(answer, record.count, outcome)
             conversation = [
                 *conversation,
                 got.replies[-1],

@@ -26,6 +26,7 @@ from controlroom.graphs.storage.records import (
     BatchItem,
     BatchRecord,
     LedgerEntry,
+    LedgerStatus,
     Refusal,
     RunRecord,
     RunStatus,
@@ -379,7 +380,7 @@ class Store:
             key=str(row["key"]),
             run_id=str(row["run_id"]),
             tool=str(row["tool"]),
-            status=str(row["status"]),
+            status=LedgerStatus(row["status"]),
             result=json.loads(row["result"]) if row["result"] is not None else None,
             decision=json.loads(row["decision"]) if row["decision"] else None,
         )
