@@ -14,7 +14,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
@@ -23,10 +23,9 @@ from controlroom.audit.keys import expected_public_key, load_public_key
 from controlroom.audit.log import read_records
 from controlroom.audit.verify import VerifyReport, against_run_status, verify_log
 from controlroom.cli.audit_render import timeline
+from controlroom.cli.common import JsonOpt, fail, load_settings, open_runner
 from controlroom.config import Settings
 from controlroom.errors import ControlroomError, RunNotFoundError
-
-EXIT_USAGE = 2
 
 audit_app = typer.Typer(
     name="audit",
@@ -39,7 +38,6 @@ RunArg = Annotated[
     str,
     typer.Argument(metavar="RUN", help="Run id (a unique prefix works) or a path to a .jsonl log."),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
 KeyOpt = Annotated[
     Path | None,
     typer.Option(
@@ -54,22 +52,6 @@ KeyOpt = Annotated[
 class ExportFormat(StrEnum):
     jsonl = "jsonl"
     otlp_json = "otlp-json"
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings = Settings()
-    home = ctx.find_root().params.get("home")
-    if home is not None:
-        settings = settings.model_copy(update={"home": Path(home)})
-    return settings
-
-
-def _fail(exc: ControlroomError, as_json: bool) -> NoReturn:
-    if as_json:
-        print(json.dumps({"error": {"title": exc.title, "message": exc.message}}))
-    else:
-        typer.echo(f"{exc.title}: {exc.message}", err=True)
-    raise typer.Exit(EXIT_USAGE)
 
 
 def resolve_log(settings: Settings, run: str) -> tuple[Path, str]:
@@ -124,14 +106,14 @@ def _verify(settings: Settings, path: Path, run_id: str, key: Path | None) -> Ve
 
 
 @audit_app.command()
-def verify(ctx: typer.Context, run: RunArg, key: KeyOpt = None, as_json: JsonOpt = False) -> None:
+def verify(run: RunArg, key: KeyOpt = None, as_json: JsonOpt = False) -> None:
     """Check the log: hash chain, order, completeness, signatures by the expected key."""
     try:
-        settings = _settings(ctx)
+        settings = load_settings()
         path, run_id = resolve_log(settings, run)
         report = _verify(settings, path, run_id, key)
     except ControlroomError as exc:
-        _fail(exc, as_json)
+        fail(exc.title, exc.message, as_json, plain=True)
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -140,15 +122,15 @@ def verify(ctx: typer.Context, run: RunArg, key: KeyOpt = None, as_json: JsonOpt
 
 
 @audit_app.command()
-def show(ctx: typer.Context, run: RunArg, key: KeyOpt = None, as_json: JsonOpt = False) -> None:
+def show(run: RunArg, key: KeyOpt = None, as_json: JsonOpt = False) -> None:
     """The run's records as a readable timeline (or JSON), with the verification result."""
     try:
-        settings = _settings(ctx)
+        settings = load_settings()
         path, run_id = resolve_log(settings, run)
         records = read_records(path)
         report = _verify(settings, path, run_id, key)
     except ControlroomError as exc:
-        _fail(exc, as_json)
+        fail(exc.title, exc.message, as_json, plain=True)
     if as_json:
         payload: dict[str, Any] = {
             "run_id": run_id,
@@ -164,7 +146,6 @@ def show(ctx: typer.Context, run: RunArg, key: KeyOpt = None, as_json: JsonOpt =
 
 @audit_app.command()
 def export(
-    ctx: typer.Context,
     run: RunArg,
     format: Annotated[
         ExportFormat,
@@ -176,7 +157,7 @@ def export(
 ) -> None:
     """Write the log for another system (a file or stdout; nothing is sent anywhere)."""
     try:
-        settings = _settings(ctx)
+        settings = load_settings()
         path, run_id = resolve_log(settings, run)
         if format is ExportFormat.jsonl:
             data = export_jsonl(path)
@@ -184,7 +165,7 @@ def export(
             request = to_otlp(read_records(path), run_id)
             data = (json.dumps(request, indent=2, ensure_ascii=False) + "\n").encode()
     except ControlroomError as exc:
-        _fail(exc, False)
+        fail(exc.title, exc.message, False, plain=True)
     if out is None or str(out) == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -194,7 +175,6 @@ def export(
 
 
 def replay_command(
-    ctx: typer.Context,
     run: Annotated[str, typer.Argument(metavar="RUN", help="Run id (a unique prefix works).")],
     unverified: Annotated[
         bool,
@@ -221,13 +201,11 @@ def replay_command(
     dry-run, recorded approvals, and the gate deciding again with the policies and the
     resource data the run was decided with (both are in the record). Reports whether every
     decision and tool call matches; --redecide also compares with today's policies."""
-    from controlroom.cli.app import _runner  # the runner (and gate) every command uses
-
     try:
-        with _runner() as runner:
+        with open_runner() as runner:  # the runner (and gate) every command uses
             report = runner.replay(run, workflow=workflow, unverified=unverified, redecide=redecide)
     except ControlroomError as exc:
-        _fail(exc, as_json)
+        fail(exc.title, exc.message, as_json, plain=True)
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:

@@ -25,9 +25,21 @@ from controlroom.batch import (
     run_batch,
     write_report,
 )
+from controlroom.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PAUSED,
+    EXIT_WAITING,
+    JsonOpt,
+    err,
+    handles_errors,
+    load_settings,
+    open_runner,
+    out,
+)
 from controlroom.errors import ConfigError
 
-EXIT_OK, EXIT_FAILED, EXIT_WAITING, EXIT_UNFINISHED = 0, 1, 3, 4
+EXIT_UNFINISHED = EXIT_PAUSED  # some runs did not finish (--timeout, a lost worker)
 
 
 def exit_code(report: BatchReport) -> int:
@@ -129,9 +141,6 @@ def print_summary(console: Console, report: BatchReport) -> None:
             console.print(f"  {line}", markup=False, highlight=False)
 
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
-
-
 def batch(
     workflow: Annotated[
         str | None, typer.Argument(help="Workflow YAML file, folder, or module:attr.")
@@ -217,8 +226,6 @@ def batch(
     Exit codes: 0 all completed, 1 some failed, 3 some wait for approval, 4 some unfinished
     (`--timeout`, a lost worker); `controlroom batch --resume BATCH` continues a batch.
     """
-    from controlroom.cli.app import _runner, _settings, err, out
-
     if ray and workers:
         raise ConfigError(
             "--workers sizes the local Ray instance; with --ray the cluster's CPUs decide. "
@@ -235,7 +242,7 @@ def batch(
             "Give a WORKFLOW and an INPUTS file (or --resume BATCH). "
             "`controlroom batch --help` shows the format."
         )
-    chosen = user or _settings().user
+    chosen = user or load_settings().user
     if not resume and not chosen:
         raise ConfigError("Say who the runs act for: --user ID or CONTROLROOM_USER.")
     options = BatchOptions(
@@ -245,7 +252,7 @@ def batch(
         wait_for_approvals=not no_wait,
         retry_failed=retry_failed,
     )
-    runner = _runner()
+    runner = open_runner()
     try:
         if resume:
             record, items = runner.store.get_batch(resume)
@@ -291,9 +298,7 @@ def batch(
 
 def batches(as_json: JsonOpt = False) -> None:
     """List recorded batches, newest first."""
-    from controlroom.cli.app import _runner, out
-
-    runner = _runner()
+    runner = open_runner()
     try:
         records = runner.store.list_batches()
     finally:
@@ -312,7 +317,5 @@ def batches(as_json: JsonOpt = False) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    from controlroom.cli.app import handles_errors
-
     app.command(name="batch")(handles_errors(batch))
     app.command(name="batches")(handles_errors(batches))

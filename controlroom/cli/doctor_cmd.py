@@ -14,9 +14,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from controlroom.cli.common import JsonOpt, handles_errors, load_settings, out
 from controlroom.graphs.control.doctor import DoctorReport, diagnose
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
 OrphansOpt = Annotated[
     bool,
     typer.Option(
@@ -29,9 +29,7 @@ _MARK = {"problem": "[bold red]PROBLEM[/]", "note": "[yellow]note   [/]"}
 
 def doctor(orphans: OrphansOpt = False, as_json: JsonOpt = False) -> None:
     """Check the project folder: stores, schema versions, audit key and logs, runs, permissions."""
-    from controlroom.cli.app import _settings
-
-    report = diagnose(_settings(), orphans=orphans)
+    report = diagnose(load_settings(), orphans=orphans)
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -40,8 +38,6 @@ def doctor(orphans: OrphansOpt = False, as_json: JsonOpt = False) -> None:
 
 
 def _print(report: DoctorReport, orphans: bool) -> None:
-    from controlroom.cli.app import out
-
     say = out.print
     say(f"controlroom doctor: {escape(str(report.home))} ({report.backend})", highlight=False)
     for check in report.checks:
@@ -64,8 +60,6 @@ def _print(report: DoctorReport, orphans: bool) -> None:
 
 
 def _print_orphans(report: DoctorReport) -> None:
-    from controlroom.cli.app import out
-
     runs = report.orphan_details
     if report.store_runs is None:
         title = f"Runs known from their audit logs ({len(runs)}; the store could not be read):"
@@ -87,6 +81,4 @@ def _print_orphans(report: DoctorReport) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``doctor`` to the ``controlroom`` command."""
-    from controlroom.cli.app import handles_errors
-
     app.command("doctor")(handles_errors(doctor))

@@ -9,37 +9,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from controlroom.config import Settings
+from controlroom.cli.common import JsonOpt, err, fail, load_settings, out
 from controlroom.errors import ConfigError, ControlroomError
 from controlroom.identity import Directory
-
-EXIT_USAGE = 2
-
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings = Settings()
-    home = ctx.find_root().params.get("home")
-    return settings.model_copy(update={"home": Path(home)}) if home is not None else settings
-
-
-def _fail(exc: ControlroomError, as_json: bool) -> NoReturn:
-    if as_json:
-        print(json.dumps({"error": {"title": exc.title, "message": exc.message}}))
-    else:
-        err.print(f"[bold red]{exc.title}:[/] {escape(exc.message)}", highlight=False)
-    raise typer.Exit(EXIT_USAGE)
 
 
 def _rel(source: str) -> str:
@@ -50,7 +29,6 @@ def _rel(source: str) -> str:
 
 
 def ingest_command(
-    ctx: typer.Context,
     paths: Annotated[
         list[Path],
         typer.Argument(help="Files or folders (Markdown, text, HTML, PDF; folders recursively)."),
@@ -81,7 +59,7 @@ def ingest_command(
     from controlroom.retrieval import ingest, open_store
     from controlroom.retrieval.ingest import IngestEvent, Outcome, find_files
 
-    settings = _settings(ctx)
+    settings = load_settings()
     try:
         store = open_store(settings)
         total = len(find_files(paths))
@@ -107,7 +85,7 @@ def ingest_command(
 
                 report = ingest(store, paths, labels=label or (), prune=prune, progress=step)
     except ControlroomError as exc:
-        _fail(exc, as_json)
+        fail(exc.title, exc.message, as_json, escape_controls=False)
     if as_json:
         print(
             json.dumps(
@@ -142,7 +120,6 @@ def ingest_command(
 
 
 def search_command(
-    ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="What to look for, in words.")],
     *,
     user: Annotated[
@@ -162,7 +139,7 @@ def search_command(
     """
     from controlroom.retrieval import open_retriever
 
-    settings = _settings(ctx)
+    settings = load_settings()
     try:
         chosen = user or settings.user
         if not chosen:
@@ -172,7 +149,7 @@ def search_command(
         principal = Directory.load(settings.directory_path).get_principal(chosen)
         result = open_retriever(settings).search(query, principal, k=k, min_score=min_score)
     except ControlroomError as exc:
-        _fail(exc, as_json)
+        fail(exc.title, exc.message, as_json, escape_controls=False)
     if as_json:
         data: dict[str, Any] = result.model_dump(mode="json")
         data["scope"]["readable"] = sorted(result.scope.readable)
@@ -196,15 +173,15 @@ def search_command(
         out.print(f"  not {label}: {escape(why)}", style="dim", highlight=False)
 
 
-def documents_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def documents_command(as_json: JsonOpt = False) -> None:
     """List the ingested documents with their labels and chunk counts."""
     from controlroom.retrieval import open_store
 
     try:
-        store = open_store(_settings(ctx))
+        store = open_store(load_settings())
         sources = store.all_sources()
     except ControlroomError as exc:
-        _fail(exc, as_json)
+        fail(exc.title, exc.message, as_json, escape_controls=False)
     if as_json:
         print(json.dumps([s.model_dump(mode="json") for s in sources], indent=2))
         return

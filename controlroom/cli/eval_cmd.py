@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from controlroom.agents.prompt_library import parse_overrides
-from controlroom.cli.app import JsonOpt, err, handles_errors, out
+from controlroom.cli.common import EXIT_OK, JsonOpt, err, handles_errors, out
 from controlroom.errors import ConfigError
 from controlroom.evaluation import (
     CaseResult,
@@ -29,7 +29,7 @@ from controlroom.evaluation import (
     run_eval,
 )
 
-EXIT_OK, EXIT_VIOLATIONS = 0, 1
+EXIT_VIOLATIONS = 1  # the eval found policy violations
 
 
 def _pct(value: float | None) -> str:

@@ -12,7 +12,7 @@ from controlroom.cli.inputs import json_option
 from controlroom.errors import ControlroomError
 from controlroom.graphs.control.run_result import RunResult
 from controlroom.graphs.control.runner import Runner
-from controlroom.graphs.storage.run_store import RunStatus
+from controlroom.graphs.storage.records import RunStatus
 
 
 def decide_interactively(

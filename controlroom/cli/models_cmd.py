@@ -15,6 +15,7 @@ from rich.table import Table
 
 from controlroom.agents.catalog import CATALOG, CatalogEntry, parse_uses
 from controlroom.agents.weights import WEIGHTS, default_cache
+from controlroom.cli.common import handles_errors
 
 
 def installed(entry: CatalogEntry) -> str:
@@ -95,3 +96,8 @@ def models(
             r["installed"],
         )
     Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``models`` to the ``controlroom`` command."""
+    app.command(name="models")(handles_errors(models))

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from controlroom.cli.app import JsonOpt, _parse_args, _settings, handles_errors, out
+from controlroom.cli.common import JsonOpt, handles_errors, load_settings, out, parse_args_json
 from controlroom.config import Settings
 from controlroom.errors import ConfigError, UnknownToolError
 from controlroom.graphs.authoring.workflow import load_workflow
@@ -84,7 +84,7 @@ def check(
 ) -> None:
     """Explain what the gate decides for one call (allow, deny, needs approval) and which
     policies decided it. Nothing runs."""
-    settings = _settings()
+    settings = load_settings()
     tools, gate, source = _tools_and_gate(workflow, settings)
     if tool not in tools:
         raise UnknownToolError(
@@ -92,7 +92,7 @@ def check(
         )
     principal = Directory.load(settings.directory_path).get_principal(user)
     spec = tools[tool]
-    checked = spec.validate_args(_parse_args(args) or {}).model_dump(mode="json")
+    checked = spec.validate_args(parse_args_json(args) or {}).model_dump(mode="json")
     decision = gate.decide(principal, spec, checked)
     if as_json:
         payload = {
@@ -152,7 +152,7 @@ def validate(
     as_json: JsonOpt = False,
 ) -> None:
     """Parse the policies and validate them against their Cedar schema (for CI)."""
-    settings = _settings()
+    settings = load_settings()
     folders: list[Path] = []
     if target is None:
         if (settings.home / "policies").is_dir():
@@ -183,7 +183,7 @@ def validate(
 @handles_errors
 def schema(workflow: Annotated[str | None, typer.Argument(help="Workflow.")] = None) -> None:
     """Print a draft Cedar JSON schema for a workflow's tools (default the tool pack's)."""
-    tools, _, _ = _tools_and_gate(workflow, _settings())
+    tools, _, _ = _tools_and_gate(workflow, load_settings())
     print(json.dumps(draft_schema(tools.values()), indent=2))
 
 
@@ -195,7 +195,7 @@ def tools_command(
     as_json: JsonOpt = False,
 ) -> None:
     """List tools with their effects and who may call them (the policies that apply)."""
-    found, gate, source = _tools_and_gate(workflow, _settings())
+    found, gate, source = _tools_and_gate(workflow, load_settings())
     bundle = gate.bundle if isinstance(gate, PolicyGate) else None
     listing = [
         (spec, bundle.for_action(spec.name) if bundle else [])
@@ -253,7 +253,7 @@ def pack_init(
     from controlroom.tools.pack import DB_ENV, seed_database
     from controlroom.tools.pack.db import DB_NAME
 
-    settings = _settings()
+    settings = load_settings()
     explicit = os.environ.get(DB_ENV)
     path = Path(explicit) if explicit else settings.home / DB_NAME
     if not explicit:

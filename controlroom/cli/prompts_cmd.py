@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from controlroom.agents.prompt_library import PromptLibrary
-from controlroom.cli.app import JsonOpt, handles_errors, out
+from controlroom.cli.common import JsonOpt, handles_errors, out
 
 prompts_app = typer.Typer(
     help="The prompt library: versioned prompts shared between workflows.",

@@ -17,7 +17,7 @@ from rich.markup import escape as escape_markup
 from rich.table import Table
 
 from controlroom.graphs.control.run_result import RunResult
-from controlroom.graphs.storage.run_store import Approval, Refusal, RunRecord, RunStatus
+from controlroom.graphs.storage.records import Approval, Refusal, RunRecord, RunStatus
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

@@ -12,11 +12,19 @@ from typing import Annotated, Any
 
 import typer
 
+from controlroom.cli.common import (
+    EXIT_WAITING,
+    JsonOpt,
+    approver_id,
+    emit_result,
+    handles_errors,
+    open_runner,
+    out,
+)
 from controlroom.cli.inputs import json_option, text_option
 from controlroom.errors import ConfigError
 
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run id (a unique prefix works).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
 UserOpt = Annotated[
     str | None,
     typer.Option(
@@ -27,9 +35,7 @@ UserOpt = Annotated[
 
 def checkpoints(run_id: RunArg, as_json: JsonOpt = False) -> None:
     """List a run's checkpoints (oldest first): what ran at each step and what comes next."""
-    from controlroom.cli.app import _runner, out
-
-    infos = _runner().checkpoints(run_id)
+    infos = open_runner().checkpoints(run_id)
     if as_json:
         print(json.dumps([i.model_dump(mode="json") for i in infos], indent=2))
         return
@@ -73,26 +79,22 @@ def fork(
 
     The new run is linked to its origin (runs list, audit log) and starts paused unless
     --resume is given; its tool calls are gated and its approvals asked again."""
-    from controlroom.cli.app import _approver, _emit, _runner
-
-    runner = _runner()
+    runner = open_runner()
     state = runner.state(run_id)  # fail early on an unknown run
     edits = _edits(set_values, input_text)
     if "vars" in edits:
         edits["vars"] = {**dict(state.get("vars") or {}), **edits["vars"]}
     result = runner.fork(
-        run_id, checkpoint, by=_approver(user), edits=edits, model=model, resume=resume
+        run_id, checkpoint, by=approver_id(user), edits=edits, model=model, resume=resume
     )
-    _emit(result, as_json)
+    emit_result(result, as_json)
 
 
 def stop(run_id: RunArg, user: UserOpt = None, as_json: JsonOpt = False) -> None:
     """Ask the process running RUN to pause it before its next step (`resume` continues it)."""
-    from controlroom.cli.app import EXIT_WAITING, _approver, _runner, out
-
-    runner = _runner()
+    runner = open_runner()
     record = runner.get_run(run_id)
-    asked = runner.stop(record.run_id, by=_approver(user))
+    asked = runner.stop(record.run_id, by=approver_id(user))
     if as_json:
         print(json.dumps({"run_id": record.run_id, "stop_requested": asked}))
     elif asked:
@@ -108,8 +110,6 @@ def stop(run_id: RunArg, user: UserOpt = None, as_json: JsonOpt = False) -> None
 
 def register(app: typer.Typer) -> None:
     """Add ``checkpoints``, ``fork`` and ``stop`` to the ``controlroom`` command."""
-    from controlroom.cli.app import handles_errors
-
     app.command("checkpoints")(handles_errors(checkpoints))
     app.command("fork")(handles_errors(fork))
     app.command("stop")(handles_errors(stop))
