@@ -4,14 +4,8 @@ Above :mod:`controlroom.graphs` (it drives runs through the runner) and below th
 Ray is imported only when a batch executes (the ``scale`` extra).
 """
 
-from controlroom.batch.driver import (
-    BatchOptions,
-    create_batch,
-    default_report_path,
-    ensure_runs,
-    run_batch,
-    write_report,
-)
+from controlroom.batch.create import create_batch, ensure_runs
+from controlroom.batch.driver import BatchOptions, default_report_path, run_batch, write_report
 from controlroom.batch.inputs import BatchInput, parse_inputs, read_inputs
 from controlroom.batch.report import BatchProgress, BatchReport, BatchRunReport, RunOutcome
 
