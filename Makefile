@@ -44,8 +44,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-contracts: $(STAMP)
+contracts: $(STAMP) ## import contracts (docs/architecture.md), no import cycles, no module over 500 lines
 	$(BIN)/lint-imports
+	$(BIN)/python -m tests.layout.check_layout
 
 check: lint typecheck contracts test ## format, lint, types, import contracts, tests
 

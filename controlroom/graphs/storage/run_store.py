@@ -2,10 +2,9 @@
 
 LangGraph's checkpointer holds the graph state; this store holds what people and other
 processes need without loading a graph: the run list, pending approvals with their
-decisions, and the idempotency ledger of tool effects. Every write commits with
-``synchronous=FULL`` before the caller goes on, so a decision is durable before the
-effect it authorises.
-"""
+decisions, and the idempotency ledger of tool effects (records: :mod:`.records`). Every
+write commits with ``synchronous=FULL`` before the caller goes on, so a decision is
+durable before the effect it authorises."""
 
 from __future__ import annotations
 
