@@ -23,7 +23,8 @@ from textual.message import Message
 from controlroom.errors import ControlroomError
 from controlroom.graphs.control.run_result import RunResult
 from controlroom.graphs.control.runner import Runner
-from controlroom.graphs.control.supervision import Breakpoints, CheckpointInfo, RunEvent
+from controlroom.graphs.control.supervision import Breakpoints, RunEvent
+from controlroom.graphs.storage.checkpoints import CheckpointInfo
 from controlroom.graphs.storage.records import RunStatus
 from controlroom.tui.approval import ApprovalChoice, ApprovalContext, ApprovalScreen
 from controlroom.tui.host import ControlHost

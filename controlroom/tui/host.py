@@ -14,7 +14,7 @@ from typing import Protocol, cast
 from textual.message_pump import MessagePump
 
 from controlroom.graphs.control.runner import Runner
-from controlroom.graphs.control.supervision import CheckpointInfo
+from controlroom.graphs.storage.checkpoints import CheckpointInfo
 
 
 class ControlHost(Protocol):

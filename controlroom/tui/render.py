@@ -17,8 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from controlroom.graphs.authoring.workflow import Workflow
-from controlroom.graphs.control.supervision import Breakpoints, CheckpointInfo
+from controlroom.graphs.control.supervision import Breakpoints
 from controlroom.graphs.runtime.run_state import RunState
+from controlroom.graphs.storage.checkpoints import CheckpointInfo
 from controlroom.graphs.storage.records import RunRecord
 
 TOOL = "gen_ai.tool.name"

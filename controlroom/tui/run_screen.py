@@ -23,7 +23,8 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 from controlroom.audit.log import log_path
 from controlroom.errors import ControlroomError
 from controlroom.graphs.authoring.workflow import Workflow
-from controlroom.graphs.control.supervision import Breakpoints, CheckpointInfo, RunEvent
+from controlroom.graphs.control.supervision import Breakpoints, RunEvent
+from controlroom.graphs.storage.checkpoints import CheckpointInfo
 from controlroom.graphs.storage.records import Approval, RunRecord, RunStatus
 from controlroom.tui.audit_screen import read_lines
 from controlroom.tui.host import ControlHost, host_of

@@ -16,7 +16,8 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionLis
 from textual.widgets.selection_list import Selection
 
 from controlroom.graphs.authoring.workflow import Workflow
-from controlroom.graphs.control.supervision import Breakpoints, CheckpointInfo
+from controlroom.graphs.control.supervision import Breakpoints
+from controlroom.graphs.storage.checkpoints import CheckpointInfo
 
 HELP_TEXT = """\
 Everywhere

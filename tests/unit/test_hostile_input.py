@@ -17,7 +17,8 @@ from typer.testing import CliRunner, Result
 
 from controlroom import WorkflowDefinitionError, WorkflowFileError, load_workflow
 from controlroom.cli import app
-from controlroom.graphs.authoring.tool_refs import file_module_name, resolve_tool_refs
+from controlroom.graphs.authoring.tool_refs import resolve_tool_refs
+from controlroom.graphs.authoring.user_code import file_module_name
 from tests.conftest import EXAMPLE, run_cli
 
 runner = CliRunner()

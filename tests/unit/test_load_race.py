@@ -2,7 +2,7 @@
 
 Each test makes the Python file's module body block on an event: thread 1 starts the load
 and is held inside the body; thread 2 starts its load of the same workflow and is seen
-reaching the shared import lock (a spy around ``tool_refs.IMPORT_LOCK``), and only then is
+reaching the shared import lock (a spy around ``user_code.IMPORT_LOCK``), and only then is
 thread 1 let go. Thread 2 must get the fully loaded workflow, never an error from the
 half-executed module. No sleeps decide anything: every wait is on an event, with a timeout
 that only guards against a hang.
@@ -23,7 +23,7 @@ import pytest
 
 from controlroom import Workflow, load_workflow
 from controlroom.errors import WorkflowDefinitionError
-from controlroom.graphs.authoring import tool_refs
+from controlroom.graphs.authoring import tool_refs, user_code
 
 WAIT = 10.0  # seconds; only reached when something hangs
 
@@ -119,9 +119,9 @@ def start(name: str, load: Callable[[], Any]) -> tuple[threading.Thread, Outcome
 
 def spy_on_lock(monkeypatch: pytest.MonkeyPatch) -> LockSpy:
     """Report when thread ``loader-2`` reaches the import lock (never, where there is none)."""
-    spy = LockSpy(getattr(tool_refs, "IMPORT_LOCK", None), watch="loader-2")
+    spy = LockSpy(getattr(user_code, "IMPORT_LOCK", None), watch="loader-2")
     if spy.lock is not None:
-        monkeypatch.setattr(tool_refs, "IMPORT_LOCK", spy)
+        monkeypatch.setattr(user_code, "IMPORT_LOCK", spy)
     return spy
 
 
@@ -206,7 +206,7 @@ def test_a_failed_load_leaves_nothing_for_the_waiting_thread(
         assert isinstance(outcome.error, WorkflowDefinitionError)
         assert "failed: RuntimeError: boom" in str(outcome.error)
         assert f"{path.resolve()}:" in str(outcome.error)  # the file and line
-    assert tool_refs.file_module_name(path.resolve()) not in sys.modules
+    assert user_code.file_module_name(path.resolve()) not in sys.modules
 
 
 def in_thread(load: Callable[[], Any]) -> Outcome:

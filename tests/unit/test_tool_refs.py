@@ -9,11 +9,8 @@ from pathlib import Path
 import pytest
 
 from controlroom.errors import WorkflowDefinitionError
-from controlroom.graphs.authoring.tool_refs import (
-    file_module_name,
-    parse_tool_ref,
-    resolve_tool_refs,
-)
+from controlroom.graphs.authoring.tool_refs import parse_tool_ref, resolve_tool_refs
+from controlroom.graphs.authoring.user_code import file_module_name
 from controlroom.tools.spec import Effect, Tool
 
 TOOLS_PY = '''

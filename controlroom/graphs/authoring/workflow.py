@@ -15,11 +15,8 @@ from controlroom.agents.prompt_library import PromptRef
 from controlroom.errors import WorkflowDefinitionError
 from controlroom.graphs.authoring.prompt_refs import split_ref, with_overrides
 from controlroom.graphs.authoring.spec import WorkflowSpec
-from controlroom.graphs.authoring.tool_refs import (
-    FileImportError,
-    import_file_module,
-    resolve_tool_refs,
-)
+from controlroom.graphs.authoring.tool_refs import resolve_tool_refs
+from controlroom.graphs.authoring.user_code import FileImportError, import_file_module
 from controlroom.graphs.authoring.validate import check_workflow
 from controlroom.graphs.authoring.workflow_file import load_workflow_file
 from controlroom.tools.gate import Gate

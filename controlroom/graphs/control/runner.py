@@ -39,7 +39,6 @@ from controlroom.graphs.control.run_result import RunResult
 from controlroom.graphs.control.run_workflows import RunWorkflows
 from controlroom.graphs.control.supervision import (
     Breakpoints,
-    CheckpointInfo,
     StateEdits,
     StopRequests,
     Watcher,
@@ -49,6 +48,7 @@ from controlroom.graphs.control.time_travel import TimeTravel
 from controlroom.graphs.runtime.audit_hooks import AuditFactory
 from controlroom.graphs.runtime.run_state import RunState
 from controlroom.graphs.storage.backends import open_backend
+from controlroom.graphs.storage.checkpoints import CheckpointInfo
 from controlroom.graphs.storage.records import Approval, ApproveMode, Refusal, RunRecord, RunStatus
 from controlroom.graphs.storage.run_store import Store
 from controlroom.identity import Directory, Principal

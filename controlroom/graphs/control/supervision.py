@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from controlroom.config import private_dir, write_private
 from controlroom.graphs.authoring.spec import ToolsStep
 from controlroom.graphs.runtime.run_state import last_ai_message
-from controlroom.graphs.storage.checkpoints import CheckpointInfo as CheckpointInfo  # noqa: PLC0414 (TEMP re-export)
+from controlroom.graphs.storage.checkpoints import CheckpointInfo
 
 if TYPE_CHECKING:
     from controlroom.graphs.authoring.workflow import Workflow

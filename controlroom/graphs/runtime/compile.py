@@ -36,7 +36,7 @@ from controlroom.graphs.runtime.run_state import (
     has_tool_calls,
 )
 
-GraphBuilder = StateGraph[RunState, RunContext, RunState, RunState]
+RunStateGraph = StateGraph[RunState, RunContext, RunState, RunState]
 
 
 def _target(name: str | None, following: str | None) -> str:
@@ -80,9 +80,9 @@ def _choice_router(step: ChooseStep, following: str | None) -> Callable[[RunStat
     return route
 
 
-def to_state_graph(spec: WorkflowSpec) -> GraphBuilder:
+def to_state_graph(spec: WorkflowSpec) -> RunStateGraph:
     """Build (not compile) the LangGraph graph for a workflow spec."""
-    graph: GraphBuilder = StateGraph(RunState, context_schema=RunContext)
+    graph: RunStateGraph = StateGraph(RunState, context_schema=RunContext)
     ids = [s.id for s in spec.steps]
     for index, step in enumerate(spec.steps):
         following = ids[index + 1] if index + 1 < len(ids) else None
