@@ -143,8 +143,3 @@ def ensure_weights(
     finally:
         partial.unlink(missing_ok=True)
     return target
-
-
-def verify_file(path: Path, weights: PackagedWeights) -> bool:
-    """Re-hash a joined file (for `controlroom models --verify`)."""
-    return path.stat().st_size == weights.size and _sha256(path) == weights.sha256

@@ -31,7 +31,9 @@ from controlroom.graphs.control.run_result import RunResult
 from controlroom.graphs.storage.records import RunStatus
 
 
-class ApproveMode(StrEnum):
+class ApproveChoice(StrEnum):
+    """The --approve choices (the SDK's ApproveMode, as Typer wants an enum)."""
+
     ask = "ask"
     all = "all"
     none = "none"
@@ -45,12 +47,12 @@ def run(
         str | None, typer.Option(help="Model spec, e.g. scripted:PATH; default the workflow's.")
     ] = None,
     approve: Annotated[
-        ApproveMode,
+        ApproveChoice,
         typer.Option(
             help="ask: stop for a person (prompts on a terminal, else exits 3); "
             "all: approve every gated call; none: reject them."
         ),
-    ] = ApproveMode.ask,
+    ] = ApproveChoice.ask,
     step: Annotated[bool, typer.Option(help="Run one step, then pause (exit 4).")] = False,
     prompt: Annotated[
         list[str] | None,
@@ -72,7 +74,7 @@ def run(
     )
     if (
         result.status is RunStatus.WAITING
-        and approve is ApproveMode.ask
+        and approve is ApproveChoice.ask
         and not as_json
         and sys.stdin.isatty()
         and sys.stdout.isatty()

@@ -31,7 +31,7 @@ from controlroom.audit.verify import verify_log
 from controlroom.batch import BatchOptions, BatchReport, create_batch, parse_inputs, run_batch
 from controlroom.graphs.storage.records import BatchItem, BatchRecord
 from tests.batch_support import batch_workflow, inputs_text, ledger
-from tests.conftest import cli_env
+from tests.conftest import cli_env, run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -72,15 +72,7 @@ def wait_for(predicate: Any, timeout: float, what: str) -> Any:
         time.sleep(0.2)
 
 
-def cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "controlroom", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(home),
-        timeout=timeout,
-        check=False,
-    )
+cli = run_cli  # the shared helper (tests/conftest.py)
 
 
 def assert_audits_verify(runner: Runner, run_ids: list[str]) -> None:

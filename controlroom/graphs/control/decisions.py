@@ -10,6 +10,7 @@ and to the run's audit log, which is signed: the deciding process may stop here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from controlroom.graphs.storage.run_store import Store
 from controlroom.identity import Principal
 from controlroom.tools.gate import Decision, Gate, Verdict, deciding
 from controlroom.tools.policy import may_approve
+
+logger = logging.getLogger(__name__)
 
 
 def ensure_may_decide(needs: Decision, approver: Principal, requester: Principal) -> None:
@@ -160,7 +163,14 @@ class Decisions:
         """Record a person's decision (synced), and sign: this process may stop here."""
         try:  # the workflow's tools name secrets to keep out of the record
             wf: Workflow | None = self._workflows.for_run(record, None, allow_changed=True)
-        except ControlroomError:
+        except ControlroomError as exc:
+            logger.warning(
+                "Recording the decision on %s of run %s without its workflow (%s): secrets its "
+                "tools hold are not known to the audit's scrubber",
+                item.approval_id,
+                item.run_id,
+                exc.message,
+            )
             wf = None
         audit = self._audits.for_run(item.run_id, wf)
         record_decision(audit, item, source="decision", approver=approver)

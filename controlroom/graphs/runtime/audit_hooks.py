@@ -5,6 +5,7 @@ See :mod:`controlroom.audit.recorder` for the records and their write-ahead rule
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from controlroom.graphs.authoring.workflow import Workflow
 from controlroom.tools.gate import Decision
 from controlroom.tools.spec import Tool
+
+logger = logging.getLogger(__name__)
 
 
 class ModelCalls:
@@ -209,8 +212,13 @@ class AuditFactory:
             return
         try:
             keep_policy_set(self.settings.audit_path, str(digest), sources)
-        except OSError:  # a replay then decides with the folder's policies, if they match
-            return
+        except OSError as exc:  # a replay then decides with the folder's policies, if they match
+            logger.warning(
+                "Could not keep the policy set %s in %s for replays: %s",
+                digest,
+                self.settings.audit_path,
+                exc,
+            )
 
     def config(self) -> dict[str, Any]:
         """The settings a run start records (nothing secret, no paths)."""
@@ -240,7 +248,14 @@ def record_stop(
         audit.run_stopped(
             status, output=output, error=error, next_steps=next_steps, pending=pending
         )
-    except (ControlroomError, OSError):
-        return
+    except (ControlroomError, OSError) as exc:
+        # The run's own outcome is what the caller reports; the log's missing end is found
+        # by `controlroom audit verify` and `doctor` (and repaired by the next resume).
+        logger.error(
+            "Could not record where run %s stopped (%s) in its audit log: %s",
+            audit.log.run_id if audit.log is not None else "?",
+            status,
+            exc,
+        )
     finally:
         audit.close()
