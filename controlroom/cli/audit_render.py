@@ -1,9 +1,16 @@
-"""The readable timeline of ``controlroom audit show`` (plain text, one line per record)."""
+"""The readable timeline of ``controlroom audit show`` (plain text, one line per record).
+
+Every line is passed through :func:`controlroom.cli.render.escape_controls`, newlines
+included: what a record holds (a reason, tool arguments, a model's text) can neither act on
+the terminal nor pass for a record line of its own.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+from controlroom.cli.render import escape_controls
 
 _TEXT_CHARS = 80
 _TOOL = "gen_ai.tool.name"
@@ -146,5 +153,6 @@ def timeline(records: list[dict[str, Any]]) -> list[str]:
         where = f"step {r['step']} {r.get('node', '')}".strip() if "step" in r else ""
         again = f" (attempt {r['attempt']})" if r.get("attempt", 1) > 1 else ""
         kind = str(r.get("kind", "?"))
-        lines.append(f"#{r.get('seq'):<4} {when}  {kind:<18} {where:<14} {_detail(r)}{again}")
+        line = f"#{r.get('seq'):<4} {when}  {kind:<18} {where:<14} {_detail(r)}{again}"
+        lines.append(escape_controls(line, keep_newlines=False))
     return lines

@@ -11,7 +11,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -37,6 +36,7 @@ from controlroom.cli.common import (
     open_runner,
     out,
 )
+from controlroom.cli.render import escape, escape_controls
 from controlroom.errors import ConfigError
 
 EXIT_UNFINISHED = EXIT_PAUSED  # some runs did not finish (--timeout, a lost worker)
@@ -134,11 +134,12 @@ def print_summary(console: Console, report: BatchReport) -> None:
         if len(attention) > 15:
             console.print(f"  … and {len(attention) - 15} more (see the report)")
     if report.report_path:
-        console.print(f"Report: {report.report_path}", markup=False, highlight=False)
+        shown = escape_controls(f"Report: {report.report_path}")
+        console.print(shown, markup=False, highlight=False)
     if report.next_steps:
         console.print("To continue:")
         for line in report.next_steps:
-            console.print(f"  {line}", markup=False, highlight=False)
+            console.print(f"  {escape_controls(line)}", markup=False, highlight=False)
 
 
 def batch(
@@ -279,8 +280,10 @@ def batch(
             )
         if not as_json:
             err.print(
-                f"Batch {record.batch_id}: {len(items)} runs of {record.workflow} "
-                f"({runner.backend.describe()}).",
+                escape_controls(
+                    f"Batch {record.batch_id}: {len(items)} runs of {record.workflow} "
+                    f"({runner.backend.describe()})."
+                ),
                 markup=False,
                 highlight=False,
             )

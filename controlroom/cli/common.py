@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape as escape_markup
 
 from controlroom.cli.inputs import json_option
-from controlroom.cli.render import escape
+from controlroom.cli.render import TerminalConsole, escape, escape_controls
 from controlroom.config import Settings
 from controlroom.errors import ConfigError, ControlroomError
 from controlroom.graphs.control.run_result import RunResult
@@ -78,9 +76,10 @@ def run_exit_code(result: RunResult) -> int:
 
 # -- consoles ----------------------------------------------------------------------------
 
-# Piped output is not cut to 80 columns: scripts and logs get whole lines.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
+# Piped output is not cut to 80 columns: scripts and logs get whole lines. Control
+# characters in anything they print are shown escaped (controlroom.cli.render).
+out = TerminalConsole(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = TerminalConsole(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 # -- shared options ----------------------------------------------------------------------
 
@@ -100,28 +99,19 @@ ApproverOpt = Annotated[
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def fail(
-    title: str,
-    message: str,
-    as_json: bool,
-    *,
-    plain: bool = False,
-    escape_controls: bool = True,
-) -> NoReturn:
+def fail(title: str, message: str, as_json: bool, *, plain: bool = False) -> NoReturn:
     """Print an error (a JSON object on stdout with ``as_json``, else one line on stderr)
     and exit with :data:`EXIT_USAGE`.
 
     ``plain`` prints ``title: message`` without Rich (the ``audit`` and ``replay``
-    commands). ``escape_controls=False`` leaves control characters in the message as they
-    are instead of showing them as ``\\xNN`` (the ``ingest``, ``search`` and ``documents``
-    commands, which have always printed them so)."""
+    commands). Either way control characters are shown escaped (``\\x1b``, ``\\u202e``:
+    see :func:`controlroom.cli.render.escape_controls`), never written to the terminal."""
     if as_json:
         print(json.dumps({"error": {"title": title, "message": message}}))
     elif plain:
-        typer.echo(f"{title}: {message}", err=True)
+        typer.echo(escape_controls(f"{title}: {message}"), err=True)
     else:
-        shown = escape(message) if escape_controls else escape_markup(message)
-        err.print(f"[bold red]{escape(title)}:[/] {shown}", highlight=False)
+        err.print(f"[bold red]{escape(title)}:[/] {escape(message)}", highlight=False)
     raise typer.Exit(EXIT_USAGE)
 
 

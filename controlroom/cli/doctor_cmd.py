@@ -12,9 +12,9 @@ import json
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from controlroom.cli.common import JsonOpt, handles_errors, load_settings, out
+from controlroom.cli.render import escape, escape_controls
 from controlroom.graphs.control.doctor import DoctorReport, diagnose
 
 OrphansOpt = Annotated[
@@ -71,9 +71,12 @@ def _print_orphans(report: DoctorReport) -> None:
         return
     out.print(f"  {'run':<14} {'workflow':<22} {'user':<12} {'started':<24} last status")
     for run in runs:
-        out.print(
+        line = (
             f"  {run.run_id:<14} {run.workflow or '?':<22} {run.user or '?':<12} "
-            f"{run.started_at or '?':<24} {run.status}",
+            f"{run.started_at or '?':<24} {run.status}"
+        )
+        out.print(
+            escape_controls(line),
             highlight=False,
             markup=False,
         )

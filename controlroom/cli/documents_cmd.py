@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from controlroom.cli.common import JsonOpt, err, fail, load_settings, out
+from controlroom.cli.render import escape
 from controlroom.errors import ConfigError, ControlroomError
 from controlroom.identity import Directory
 
@@ -64,7 +64,7 @@ def ingest_command(
         store = open_store(settings)
         total = len(find_files(paths))
         if not as_json:
-            out.print(f"Loading the embedder ({store.embedder.name}) ...", highlight=False)
+            out.print(f"Loading the embedder ({escape(store.embedder.name)}) ...", highlight=False)
         store.embedder.load()
         if as_json or (not sys.stderr.isatty() and total < 2):
             report = ingest(store, paths, labels=label or (), prune=prune)
@@ -85,7 +85,7 @@ def ingest_command(
 
                 report = ingest(store, paths, labels=label or (), prune=prune, progress=step)
     except ControlroomError as exc:
-        fail(exc.title, exc.message, as_json, escape_controls=False)
+        fail(exc.title, exc.message, as_json)
     if as_json:
         print(
             json.dumps(
@@ -104,15 +104,16 @@ def ingest_command(
         for f in report.files:
             if f.outcome in (Outcome.ADDED, Outcome.REPLACED, Outcome.REMOVED):
                 out.print(
-                    f"{f.outcome.value:<9} {_rel(f.source)}  ({f.chunks} chunks, "
-                    f"labels: {', '.join(f.labels)})",
+                    f"{f.outcome.value:<9} {escape(_rel(f.source))}  ({f.chunks} chunks, "
+                    f"labels: {escape(', '.join(f.labels))})",
                     highlight=False,
                 )
         for f in report.failed:
             err.print(f"[bold red]skipped[/]   {escape(f.reason or f.source)}", highlight=False)
         out.print(
-            f"{report.summary()}; {report.chunks_embedded} chunks embedded in "
-            f"{report.seconds:.1f}s; the store at {store.where} holds {store.count()} chunks.",
+            f"{escape(report.summary())}; {report.chunks_embedded} chunks embedded in "
+            f"{report.seconds:.1f}s; the store at {escape(store.where)} holds {store.count()} "
+            "chunks.",
             highlight=False,
         )
     if report.failed:
@@ -149,28 +150,28 @@ def search_command(
         principal = Directory.load(settings.directory_path).get_principal(chosen)
         result = open_retriever(settings).search(query, principal, k=k, min_score=min_score)
     except ControlroomError as exc:
-        fail(exc.title, exc.message, as_json, escape_controls=False)
+        fail(exc.title, exc.message, as_json)
     if as_json:
         data: dict[str, Any] = result.model_dump(mode="json")
         data["scope"]["readable"] = sorted(result.scope.readable)
         print(json.dumps(data, indent=2))
         return
     if not result.chunks:
-        out.print(f"Nothing found that {principal.id} may read.", highlight=False)
+        out.print(f"Nothing found that {escape(principal.id)} may read.", highlight=False)
     for n, c in enumerate(result.chunks, start=1):
         where = f"{c.title} > {c.headings}" if c.headings else c.title
         out.print(
             f"[bold]{n}. {escape(where)}[/]  score {c.score:.3f}  {escape(f'[{c.id}]')}  "
-            f"labels: {', '.join(c.labels)}",
+            f"labels: {escape(', '.join(c.labels))}",
             highlight=False,
         )
         out.print(f"   {escape(_rel(c.source))}", style="dim", highlight=False)
         snippet = " ".join(c.text.split())
         out.print(f"   {escape(snippet[:300])}{'…' if len(snippet) > 300 else ''}", highlight=False)
     readable = ", ".join(sorted(result.scope.readable)) or "none"
-    out.print(f"\n{principal.id} may read: {readable}", highlight=False)
+    out.print(f"\n{escape(principal.id)} may read: {escape(readable)}", highlight=False)
     for label, why in sorted(result.scope.denied.items()):
-        out.print(f"  not {label}: {escape(why)}", style="dim", highlight=False)
+        out.print(f"  not {escape(label)}: {escape(why)}", style="dim", highlight=False)
 
 
 def documents_command(as_json: JsonOpt = False) -> None:
@@ -181,17 +182,19 @@ def documents_command(as_json: JsonOpt = False) -> None:
         store = open_store(load_settings())
         sources = store.all_sources()
     except ControlroomError as exc:
-        fail(exc.title, exc.message, as_json, escape_controls=False)
+        fail(exc.title, exc.message, as_json)
     if as_json:
         print(json.dumps([s.model_dump(mode="json") for s in sources], indent=2))
         return
     table = Table("document", "title", "labels", "chunks", "ingested")
     for s in sources:
-        table.add_row(
-            _rel(s.source), s.title, ", ".join(s.labels), str(len(s.chunk_ids)), s.ingested_at
-        )
+        cells = (_rel(s.source), s.title, ", ".join(s.labels), str(len(s.chunk_ids)))
+        table.add_row(*(escape(c) for c in cells), s.ingested_at)
     out.print(table)
-    out.print(f"{len(sources)} documents, {store.count()} chunks in {store.where}.")
+    out.print(
+        f"{len(sources)} documents, {store.count()} chunks in {escape(store.where)}.",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -11,13 +11,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from controlroom.agents.prompt_library import parse_overrides
 from controlroom.cli.common import EXIT_OK, JsonOpt, err, handles_errors, out
+from controlroom.cli.render import escape, escape_controls
 from controlroom.errors import ConfigError
 from controlroom.evaluation import (
     CaseResult,
@@ -109,13 +109,17 @@ def print_report(console: Console, report: EvalReport) -> None:
         console.print("[bold red]Policy violations:[/]")
         for c in report.cases:
             for v in c.violations:
-                console.print(f"  {c.id}: {v.kind}: {v.detail}", markup=False, highlight=False)
+                line = f"  {c.id}: {v.kind}: {v.detail}"
+                console.print(escape_controls(line), markup=False, highlight=False)
 
 
 def print_comparison(console: Console, diff: Comparison) -> None:
     console.print(
-        f"A: {diff.a['name']} · {diff.a['model']} · {diff.a['prompts'] or 'no library prompts'}\n"
-        f"B: {diff.b['name']} · {diff.b['model']} · {diff.b['prompts'] or 'no library prompts'}",
+        escape_controls(
+            f"A: {diff.a['name']} · {diff.a['model']} · "
+            f"{diff.a['prompts'] or 'no library prompts'}\n"
+            f"B: {diff.b['name']} · {diff.b['model']} · {diff.b['prompts'] or 'no library prompts'}"
+        ),
         markup=False,
         highlight=False,
     )
@@ -290,7 +294,9 @@ def eval_command(
     else:
         print_report(out, report)
         if out_file is not None:
-            out.print(f"Report written to {out_file}.", markup=False, highlight=False)
+            out.print(
+                escape_controls(f"Report written to {out_file}."), markup=False, highlight=False
+            )
     raise typer.Exit(EXIT_VIOLATIONS if report.totals.violations else EXIT_OK)
 
 

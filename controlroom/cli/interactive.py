@@ -6,9 +6,9 @@ import json
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from controlroom.cli.inputs import json_option
+from controlroom.cli.render import escape
 from controlroom.errors import ControlroomError
 from controlroom.graphs.control.run_result import RunResult
 from controlroom.graphs.control.runner import Runner

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from controlroom.agents.catalog import CATALOG, CatalogEntry, parse_uses
 from controlroom.agents.weights import WEIGHTS, default_cache
 from controlroom.cli.common import handles_errors
+from controlroom.cli.render import TerminalConsole
 
 
 def installed(entry: CatalogEntry) -> str:
@@ -95,7 +95,7 @@ def models(
             "yes" if r["train_on_outputs"] else "no",
             r["installed"],
         )
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    TerminalConsole(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from controlroom.cli.common import JsonOpt, handles_errors, load_settings, out, parse_args_json
+from controlroom.cli.render import escape, escape_controls
 from controlroom.config import Settings
 from controlroom.errors import ConfigError, UnknownToolError
 from controlroom.graphs.authoring.workflow import load_workflow
@@ -113,33 +113,41 @@ def _print_decision(
     spec, args = call
     kind, ident = spec.resource_ref(args)
     out.print(
-        f"{user} → {spec.name} {json.dumps(args, sort_keys=True)}", markup=False, highlight=False
+        escape_controls(f"{user} → {spec.name} {json.dumps(args, sort_keys=True)}"),
+        markup=False,
+        highlight=False,
     )
     request = (
         f"principal User::{json.dumps(user)}, action Action::{json.dumps(spec.name)}, "
         f"resource {kind}::{json.dumps(ident)}"
     )
-    out.print(f"  request:  {request}", markup=False, highlight=False)
-    out.print(f"  verdict:  {VERDICT_TEXT[decision.verdict]}", markup=False, highlight=False)
-    out.print(f"  reason:   {decision.reason}", markup=False, highlight=False)
+    out.print(escape_controls(f"  request:  {request}"), markup=False, highlight=False)
+    out.print(
+        escape_controls(f"  verdict:  {VERDICT_TEXT[decision.verdict]}"),
+        markup=False,
+        highlight=False,
+    )
+    out.print(escape_controls(f"  reason:   {decision.reason}"), markup=False, highlight=False)
     infos = gate.policies if isinstance(gate, PolicyGate) else {}
     for pid in decision.policies:
         info = infos.get(pid)
         where = f"  ({info.kind}, {info.file}:{info.line})" if info else ""
-        out.print(f"  decided by: {pid}{where}", markup=False, highlight=False)
+        out.print(escape_controls(f"  decided by: {pid}{where}"), markup=False, highlight=False)
     if decision.policies == ("default-deny",) and isinstance(gate, PolicyGate):
         candidates = [p.id for p in gate.bundle.for_action(spec.name) if p.kind == "permit"]
         unmet = ", ".join(candidates) if candidates else "none"
         out.print(
-            f"  no permit matched (permits for this tool: {unmet})", markup=False, highlight=False
-        )
-    if decision.approvers:
-        out.print(
-            f"  approver needs a role: {' or '.join(decision.approvers)}",
+            escape_controls(f"  no permit matched (permits for this tool: {unmet})"),
             markup=False,
             highlight=False,
         )
-    out.print(f"  policies: {source}", markup=False, highlight=False)
+    if decision.approvers:
+        out.print(
+            escape_controls(f"  approver needs a role: {' or '.join(decision.approvers)}"),
+            markup=False,
+            highlight=False,
+        )
+    out.print(escape_controls(f"  policies: {source}"), markup=False, highlight=False)
 
 
 @policy_app.command("validate")
@@ -176,7 +184,7 @@ def validate(
         return
     for item in report:
         text = f"{item['policies']} policies valid against the schema ({str(item['hash'])[:19]}…)"
-        out.print(f"OK {item['folder']}: {text}", markup=False, highlight=False)
+        out.print(escape_controls(f"OK {item['folder']}: {text}"), markup=False, highlight=False)
 
 
 @policy_app.command("schema")
@@ -215,12 +223,14 @@ def tools_command(
         ]
         print(json.dumps({"policies_from": source, "tools": rows}, indent=2))
         return
-    out.print(f"Policies: {source}", markup=False, highlight=False)
+    out.print(escape_controls(f"Policies: {source}"), markup=False, highlight=False)
     for spec, policies in listing:
         flag = "  (always needs approval)" if spec.needs_approval_by_default else ""
         head = f"{escape(spec.name)}[/]  {spec.effect.value}  on {escape(_resource_text(spec))}"
         out.print(f"\n[bold]{head}{flag}", highlight=False)
-        out.print(f"  {spec.description.splitlines()[0]}", markup=False, highlight=False)
+        out.print(
+            escape_controls(f"  {spec.description.splitlines()[0]}"), markup=False, highlight=False
+        )
         if bundle is None:
             out.print("  who: anyone the run acts for", highlight=False)
         elif not any(p.kind == "permit" for p in policies):
@@ -230,7 +240,9 @@ def tools_command(
             text = p.approval if p.approval is not None else p.reason
             tail = f" — {text}" if text else ""
             out.print(
-                f"  {p.kind:<8} {p.principal}{cond}: {p.id}{tail}", markup=False, highlight=False
+                escape_controls(f"  {p.kind:<8} {p.principal}{cond}: {p.id}{tail}"),
+                markup=False,
+                highlight=False,
             )
 
 
@@ -261,14 +273,18 @@ def pack_init(
     try:
         counts = seed_database(path, employees=employees, seed=seed, force=force)
     except FileExistsError:
-        out.print(f"{path} already exists; kept it (use --force to replace it).")
+        out.print(
+            f"{escape(str(path))} already exists; kept it (use --force to replace it).",
+            highlight=False,
+        )
         return
     summary = ", ".join(f"{n} {table}" for table, n in counts.items())
-    out.print(f"Created {path}: {summary}.", highlight=False)
+    out.print(f"Created {escape(str(path))}: {escape(summary)}.", highlight=False)
     if not explicit and Settings().home.resolve() != settings.home.resolve():
         out.print(
             f"Tools find it through CONTROLROOM_HOME or {DB_ENV}: export "
-            f"CONTROLROOM_HOME={settings.home} (or {DB_ENV}={path}) before running workflows.",
+            f"CONTROLROOM_HOME={escape(str(settings.home))} (or {DB_ENV}={escape(str(path))}) "
+            "before running workflows.",
             highlight=False,
         )
 

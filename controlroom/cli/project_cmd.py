@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from controlroom.cli.common import JsonOpt, handles_errors, load_settings, open_runner, out
+from controlroom.cli.render import escape
 
 
 def init(
@@ -24,12 +25,19 @@ def init(
     ensure_home(settings.home)
     target = settings.directory_path
     if target.exists() and not force:
-        out.print(f"{target} already exists; kept it (use --force to replace it).")
+        out.print(
+            f"{escape(str(target))} already exists; kept it (use --force to replace it).",
+            highlight=False,
+        )
         return
     sample = resources.files("controlroom") / "data" / "sample_directory.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
     write_private(target, sample.read_bytes())
-    out.print(f"Created {settings.home} with a sample user directory at {target}.")
+    out.print(
+        f"Created {escape(str(settings.home))} with a sample user directory at "
+        f"{escape(str(target))}.",
+        highlight=False,
+    )
 
 
 def users(as_json: JsonOpt = False) -> None:
@@ -40,7 +48,8 @@ def users(as_json: JsonOpt = False) -> None:
         print(json.dumps(people, indent=2))
         return
     for p in directory.values():
-        out.print(f"{p.id:<12} {p.display_name:<20} roles: {', '.join(p.roles)}")
+        line = f"{p.id:<12} {p.display_name:<20} roles: {', '.join(p.roles)}"
+        out.print(escape(line), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from controlroom.agents.prompt_library import PromptLibrary
 from controlroom.cli.common import JsonOpt, handles_errors, out
+from controlroom.cli.render import escape, escape_controls
 
 prompts_app = typer.Typer(
     help="The prompt library: versioned prompts shared between workflows.",
@@ -62,7 +62,8 @@ def list_prompts(where: WhereOpt = Path("."), as_json: JsonOpt = False) -> None:
         print(json.dumps(rows, indent=2))
         return
     if not found:
-        out.print(f"No prompts under {where} (looked in prompts/ and ../prompts).", markup=False)
+        shown = escape_controls(f"No prompts under {where} (looked in prompts/ and ../prompts).")
+        out.print(shown, markup=False, highlight=False)
         return
     for p in found:
         latest = " (latest)" if p.version == max(library.versions(p.id)) else ""
@@ -88,7 +89,7 @@ def diff_prompts(
         tofile=f"{prompt_id}@{v2}",
     )
     text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-    print(text, end="")
+    print(escape_controls(text), end="")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,31 +2,77 @@
 
 Text that comes from users, workflows, models or tools (ids, names, paths, arguments,
 messages, errors) is escaped: Rich would read ``[draft]`` as markup and drop it, and fail on
-``[/x]``.
+``[/x]``; and a terminal would act on its control characters.
+
+One rule decides which characters never reach the terminal as they are
+(:func:`escape_controls`): C0 controls other than newline and tab (ESC starts ANSI and OSC
+sequences, CR rewrites a line, BEL rings), DEL, C1 controls (U+0080-U+009F: ``\\x9b`` is a
+one-byte CSI), and the bidirectional formatting characters (U+061C, U+200E, U+200F, U+202A-U+202E,
+U+2066-U+2069: U+202E shows text reversed; the separators U+2028, U+2029).
+Each is shown as ``\\xNN`` or ``\\uNNNN``.
+Every printing path of the CLI applies it: :func:`escape` for Rich markup,
+:func:`escape_controls` for plain text, and :class:`TerminalConsole` for whatever else a
+Rich console writes.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from rich.console import Console
 from rich.markup import escape as escape_markup
+from rich.segment import Segment
 from rich.table import Table
 
 from controlroom.graphs.control.run_result import RunResult
 from controlroom.graphs.storage.records import Approval, Refusal, RunRecord, RunStatus
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 but newline and tab, DEL, C1, and the bidi marks, embeddings, overrides and isolates
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+_CONTROL_OR_NEWLINE = re.compile(f"\n|{_CONTROL.pattern}")
+
+
+def _shown(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_controls(text: str, *, keep_newlines: bool = True) -> str:
+    """``text`` with every character of the rule (see the module) shown as ``\\xNN`` or
+    ``\\uNNNN`` instead of acting on the terminal; for text printed without Rich markup.
+
+    Newlines stay (multi-line output the CLI composes), unless ``keep_newlines`` is false:
+    then they are shown as ``\\x0a`` too, so that text meant for one line cannot pass for
+    a line of its own (an audit record)."""
+    return (_CONTROL if keep_newlines else _CONTROL_OR_NEWLINE).sub(_shown, text)
 
 
 def escape(text: str) -> str:
     """Untrusted text (a model's output, a user's input, a tool's result) made safe for the
     terminal: Rich markup escaped, and control characters (ANSI escape sequences, carriage
-    returns, bells) shown as ``\\xNN`` instead of acting on the terminal."""
-    return escape_markup(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+    returns, bells, C1 controls, bidi overrides) shown as ``\\xNN`` / ``\\uNNNN``."""
+    return escape_markup(escape_controls(text))
+
+
+class TerminalConsole(Console):
+    """A Rich console that applies :func:`escape_controls` to the text of everything it
+    writes (its own styles and cursor controls are added after, so they still work).
+
+    A safety net under the escaping at each call site, which keeps tables aligned: a value
+    that reaches a table, a title or a caption unescaped still cannot act on the terminal.
+    """
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment if segment.control else segment._replace(text=escape_controls(segment.text))
+            for segment in buffer
+        )
 
 
 STATUS_STYLE = {
@@ -163,7 +209,7 @@ def print_result(console: Console, result: RunResult) -> None:
     if commands:
         console.print("To continue:")
         for line in commands:
-            console.print(f"  {line}", markup=False, highlight=False)
+            console.print(f"  {escape_controls(line)}", markup=False, highlight=False)
 
 
 def timeline(messages: list[AnyMessage]) -> Table:

@@ -22,6 +22,7 @@ from controlroom.cli.common import (
     out,
 )
 from controlroom.cli.inputs import json_option, text_option
+from controlroom.cli.render import escape, escape_controls
 from controlroom.errors import ConfigError
 
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run id (a unique prefix works).")]
@@ -41,7 +42,8 @@ def checkpoints(run_id: RunArg, as_json: JsonOpt = False) -> None:
         return
     for info in infos:
         stamp = info.created_at[:19].replace("T", " ")
-        out.print(f"{info.checkpoint_id}  {stamp}  {info.label}", highlight=False, markup=False)
+        line = f"{info.checkpoint_id}  {stamp}  {info.label}"
+        out.print(escape_controls(line), highlight=False, markup=False)
 
 
 def _edits(set_values: list[str] | None, input_text: str | None) -> dict[str, Any]:
@@ -98,10 +100,10 @@ def stop(run_id: RunArg, user: UserOpt = None, as_json: JsonOpt = False) -> None
     if as_json:
         print(json.dumps({"run_id": record.run_id, "stop_requested": asked}))
     elif asked:
-        out.print(f"Asked run {record.run_id} to stop before its next step.")
+        out.print(f"Asked run {escape(record.run_id)} to stop before its next step.")
     else:
         out.print(
-            f"Run {record.run_id} is not running ({record.status.value}); nothing to stop.",
+            f"Run {escape(record.run_id)} is not running ({record.status.value}); nothing to stop.",
             highlight=False,
         )
     if not asked:
