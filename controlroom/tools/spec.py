@@ -18,23 +18,22 @@ example the domains of a mail's recipients).
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import functools
-import hashlib
 import inspect
 import json
-import re
-import types
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum, StrEnum
-from pathlib import Path, PurePath
+from enum import StrEnum
+from pathlib import Path
 from typing import Any, get_type_hints, overload
 
-from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from controlroom.errors import ToolArgumentsError
 from controlroom.identity import Principal
+from controlroom.tools.picture import Picture
 
 
 class Effect(StrEnum):
@@ -132,32 +131,45 @@ class Tool(BaseModel):
         """What tells this tool apart from another with the same name and schema.
 
         Two tools built by one factory (closures over different accounts, tenants or
-        clients) share a name, a schema and a function's code; what they are bound to
-        differs. This is the function's qualified name and, a few levels deep, the plain
-        values they are bound to (closure variables, defaults, a bound method's object and a
-        ``functools.partial``'s arguments): strings, numbers, enums, paths; an object's
-        public attributes, its private ones that hold plain values, its slots and the plain
-        values of its classes. Other objects count by their type only (a database handle
-        is not the same in two processes), and secret values are left out (the identity is
+        clients) share a name and a schema; what they run and what they are bound to
+        differs. This is a picture of the function (its qualified name and its code) and of
+        everything it is bound to: closure variables, defaults, a bound method's object, a
+        ``functools.partial``'s arguments, callable attributes, nested objects (see
+        :mod:`controlroom.tools.picture` for what counts and how it is bounded). Secret
+        values and private objects are left out, replaced by markers (the identity is
         hashed into the workflow's digest, which the audit records; see
-        :meth:`secret_identity`). Stable across processes for the same configuration.
+        :meth:`secret_identity`); objects that differ in every process (open files,
+        sockets, database connections, locks) count by their type and public plain
+        attributes. Stable across processes for the same configuration and Python
+        version. Taken once per tool, on first use: treat a tool as frozen once built.
         """
-        return self._picture(_Picture())
+        return copy.deepcopy(self._pictured()[0])
 
     def secret_identity(self) -> list[Any]:
-        """The secret values this tool is bound to (API keys, tokens, ``SecretStr``): what
-        :meth:`identity` leaves out. Never recorded or hashed as such: the runner keeps an
-        HMAC of them under a per-project key in the store, so a run resumes only with a
-        tool holding the same credentials (an account held in an API key is identity)."""
-        picture = _Picture()
-        self._picture(picture)
-        return picture.secrets
+        """The secret values this tool is bound to (API keys, tokens, ``SecretStr``, bytes,
+        private objects and collections): what :meth:`identity` leaves out. Never recorded
+        or hashed as such: the runner keeps an HMAC of them under a per-project key in the
+        store, so a run resumes only with a tool holding the same credentials (an account
+        held in an API key is identity). Taken with :meth:`identity`, once per tool."""
+        return copy.deepcopy(self._pictured()[1])
 
-    def _picture(self, picture: _Picture) -> dict[str, Any]:
+    def _pictured(self) -> tuple[dict[str, Any], list[Any]]:
+        # Once per tool object: a private collection that fills as the tool is used (a
+        # token cache) must not make the same tool look like another within a process.
+        found = _PICTURED.get(id(self))
+        if found is None or found[0]() is not self:
+            picture = Picture()
+            public = self._picture(picture)
+            found = (weakref.ref(self), public, picture.secrets)
+            _PICTURED[id(self)] = found
+            weakref.finalize(self, _PICTURED.pop, id(self), None)
+        return found[1], found[2]
+
+    def _picture(self, picture: Picture, depth: int = 0) -> dict[str, Any]:
         return {
-            "func": picture.of(self.func, "func", 0),
-            "resource_loader": picture.of(self.resource_loader, "resource_loader", 0),
-            "context_facts": picture.of(self.context_facts, "context_facts", 0),
+            "func": picture.of(self.func, "func", depth),
+            "resource_loader": picture.of(self.resource_loader, "resource_loader", depth),
+            "context_facts": picture.of(self.context_facts, "context_facts", depth),
         }
 
     def invoke(self, args: BaseModel, ctx: ToolContext) -> Any:
@@ -167,139 +179,7 @@ class Tool(BaseModel):
         return self.func(**kwargs)
 
 
-_IDENTITY_DEPTH = 4
-_SECRET_NAME = re.compile(r"(?i)(secret|token|password|passwd|credential|api_?key|private_?key)")
-_FILE_MODULE = re.compile(r"^controlroom_workflow(_file)?_")
-_PLAIN = (str, int, bool, Enum, PurePath)
-
-
-def _qualified(obj: Any) -> str:
-    module = str(getattr(obj, "__module__", None) or "?")
-    if _FILE_MODULE.match(module):  # a tools file loaded by path: the path is not identity
-        module = "file:" + module.rsplit("_", 1)[0].removeprefix("controlroom_workflow_file_")
-    return f"{module}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
-
-
-def _slot_names(cls: type) -> list[str]:
-    names: list[str] = []
-    for klass in cls.__mro__:
-        slots = klass.__dict__.get("__slots__", ())
-        names += [slots] if isinstance(slots, str) else list(slots)
-    return [n for n in names if n not in ("__dict__", "__weakref__")]
-
-
-def _class_values(cls: type) -> dict[str, Any]:
-    """Plain values set on the object's classes (a class per tenant is a configuration)."""
-    found: dict[str, Any] = {}
-    for klass in reversed(cls.__mro__[:-1]):  # without `object`; subclasses win
-        for key, value in vars(klass).items():
-            if not key.startswith("__") and isinstance(value, _PLAIN):
-                found[key] = value
-    return found
-
-
-def _own_values(value: Any) -> dict[str, Any]:
-    """An object's attributes: public ones of any kind; private ones (``_name``) when they
-    hold plain values (a ``_cache`` dict or a ``_started`` time would make the identity
-    of one configuration differ between processes)."""
-    fields = dict(getattr(value, "__dict__", {}))
-    for name in _slot_names(type(value)):
-        if hasattr(value, name):
-            fields[name] = getattr(value, name)
-    return {
-        k: v
-        for k, v in fields.items()
-        if not k.startswith("__") and (not k.startswith("_") or isinstance(v, _PLAIN))
-    }
-
-
-class _Picture:
-    """A JSON-able, process-independent picture of what a tool is configured with.
-
-    Secret values (``SecretStr``, values under secret-looking names) are left out of the
-    picture, which is hashed into the workflow's digest and so reaches the audit; they are
-    collected apart, for :meth:`Tool.secret_identity`."""
-
-    def __init__(self) -> None:
-        self.secrets: list[Any] = []
-
-    def of(self, value: Any, name: str | None, depth: int, *, secret: bool = False) -> Any:
-        if isinstance(value, SecretStr | SecretBytes):
-            value = value.get_secret_value()
-            if not secret:
-                self.secrets.append(_Picture().of(value, None, depth, secret=True))
-                return "<secret>"
-        if not secret and name is not None and _SECRET_NAME.search(name):
-            self.secrets.append(_Picture().of(value, None, depth, secret=True))
-            return "<secret>"
-        if value is None or isinstance(value, bool | int | float | str):
-            return value
-        if isinstance(value, Enum):
-            return value.value
-        if isinstance(value, PurePath):
-            return str(value)
-        if isinstance(value, bytes):
-            return {"bytes": hashlib.sha256(value).hexdigest() if secret else len(value)}
-        if depth >= _IDENTITY_DEPTH:
-            return {"type": _qualified(type(value))}
-        nxt = depth + 1
-        if isinstance(value, list | tuple | set | frozenset):
-            items = [self.of(v, None, nxt, secret=secret) for v in value]
-            return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
-        if isinstance(value, Mapping):
-            return {
-                str(k): self.of(v, str(k), nxt, secret=secret)
-                for k, v in sorted(value.items(), key=repr)
-            }
-        if isinstance(value, types.FunctionType):
-            code = value.__code__
-            cells: dict[str, Any] = {}
-            for var, cell in zip(code.co_freevars, value.__closure__ or (), strict=False):
-                try:
-                    cells[var] = self.of(cell.cell_contents, var, nxt, secret=secret)
-                except ValueError:  # an empty cell
-                    cells[var] = None
-            return {
-                "function": _qualified(value),
-                "closure": cells or None,
-                "defaults": self.of(value.__defaults__, None, nxt, secret=secret),
-                "kwdefaults": self.of(value.__kwdefaults__, None, nxt, secret=secret),
-            }
-        if isinstance(value, types.MethodType):
-            return {
-                "method": _qualified(value.__func__),
-                "self": self.of(value.__self__, None, nxt, secret=secret),
-            }
-        if isinstance(value, functools.partial):
-            return {
-                "partial": self.of(value.func, None, nxt, secret=secret),
-                "args": self.of(value.args, None, nxt, secret=secret),
-                "keywords": self.of(value.keywords, None, nxt, secret=secret),
-            }
-        if isinstance(value, type | types.ModuleType | types.BuiltinFunctionType):
-            return {"object": _qualified(value)}
-        if isinstance(value, Tool):
-            inner = value._picture(self) if depth < 2 else None
-            return {"tool": value.name, "identity": inner}
-        if isinstance(value, BaseModel):
-            fields = {k: getattr(value, k, None) for k in type(value).model_fields}
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            fields = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
-        else:
-            fields = _own_values(value)
-        plain = {
-            k: self.of(v, k, nxt, secret=secret)
-            for k, v in sorted(fields.items())
-            if not callable(v) or isinstance(v, types.FunctionType | functools.partial)
-        }
-        shared = {
-            k: self.of(v, k, nxt, secret=secret) for k, v in _class_values(type(value)).items()
-        }
-        return {
-            "type": _qualified(type(value)),
-            "attributes": plain or None,
-            "class": shared or None,
-        }
+_PICTURED: dict[int, tuple[weakref.ref[Tool], dict[str, Any], list[Any]]] = {}
 
 
 @functools.cache

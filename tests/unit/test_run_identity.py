@@ -8,11 +8,17 @@ tools and paid from account B.
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, PrivateAttr, SecretStr
 
 from controlroom import Effect, GraphBuilder, Runner, RunStateError, RunStatus, Tool, Workflow, tool
 from controlroom.testing import ScriptedChatModel, ScriptedReply, ScriptedToolCall
@@ -212,3 +218,270 @@ def test_slots_private_plain_values_and_class_attributes_are_identity() -> None:
     assert digest(used) == digest(Private("A"))
     per_tenant = [type("Tenant", (Base,), {"account": acc})() for acc in ("A", "B")]
     assert digest(per_tenant[0]) != digest(per_tenant[1])
+
+
+# Issue: two workflows whose tools differed only in what follows got one digest and one
+# fingerprint, so approving run A executed run B's tool. Each must now tell them apart.
+
+KEY = b"project-key"
+
+
+def _pay_tool(func: Any) -> Workflow:
+    return workflow(tool(func, effect=Effect.IRREVERSIBLE, name="pay"))
+
+
+def _differ(a: Workflow, b: Workflow) -> bool:
+    return a.digest != b.digest or a.secret_fingerprint(KEY) != b.secret_fingerprint(KEY)
+
+
+def _public(wf: Workflow) -> str:
+    return json.dumps(wf.tools["pay"].identity(), default=str)
+
+
+class PrivateSecret:
+    def __init__(self, key: str) -> None:
+        self._key = SecretStr(key)
+
+    def pay(self, invoice: str, amount: float) -> dict[str, Any]:
+        return {}
+
+
+def test_a_private_secret_str_is_secret_identity() -> None:
+    a, b = _pay_tool(PrivateSecret("k-AAA").pay), _pay_tool(PrivateSecret("k-BBB").pay)
+    assert a.digest == b.digest  # the secret is not in what the audit records
+    assert a.secret_fingerprint(KEY) != b.secret_fingerprint(KEY)
+    assert "k-AAA" not in _public(a)
+    assert _pay_tool(PrivateSecret("k-AAA").pay).secret_fingerprint(KEY) == (
+        a.secret_fingerprint(KEY)
+    )
+
+
+class Holder:
+    def __init__(self, api_key: str) -> None:
+        self.api_key = api_key
+
+
+class PrivateValues:
+    def __init__(self, conf: Any = None, client: Any = None, rate: float = 0.1, lst: Any = ()):
+        self._conf = conf
+        self._client = client
+        self._rate = rate
+        self._accounts = list(lst)
+
+    def pay(self, invoice: str, amount: float) -> dict[str, Any]:
+        return {}
+
+
+def test_private_dicts_objects_floats_and_lists_are_identity() -> None:
+    def wf(**kw: Any) -> Workflow:
+        return _pay_tool(PrivateValues(**kw).pay)
+
+    conf_a, conf_b = wf(conf={"api_key": "k-AAA"}), wf(conf={"api_key": "k-BBB"})
+    assert _differ(conf_a, conf_b)
+    assert "k-AAA" not in _public(conf_a)
+    client_a, client_b = wf(client=Holder("k-AAA")), wf(client=Holder("k-BBB"))
+    assert _differ(client_a, client_b)
+    assert "k-AAA" not in _public(client_a)
+    assert _differ(wf(rate=0.1), wf(rate=0.9))
+    assert _differ(wf(lst=["ACC-A"]), wf(lst=["ACC-B"]))
+    assert not _differ(wf(conf={"api_key": "k-AAA"}), conf_a)  # stable when rebuilt
+
+
+class Signer:
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, payload: str) -> str:
+        return payload + self.key
+
+
+class Inner:
+    def __init__(self, api_key: str) -> None:
+        self.api_key = api_key
+
+    def send(self, payload: str) -> str:
+        return payload
+
+
+class WithCallables:
+    def __init__(self, signer: Any = None, send: Any = None) -> None:
+        self.signer = signer
+        self.send = send
+
+    def pay(self, invoice: str, amount: float) -> dict[str, Any]:
+        return {}
+
+
+def test_callable_and_bound_method_attributes_are_identity() -> None:
+    def wf(**kw: Any) -> Workflow:
+        return _pay_tool(WithCallables(**kw).pay)
+
+    assert _differ(wf(signer=Signer("ACC-A")), wf(signer=Signer("ACC-B")))
+    a, b = wf(send=Inner("k-AAA").send), wf(send=Inner("k-BBB").send)
+    assert _differ(a, b)
+    assert "k-AAA" not in _public(a)
+    assert not _differ(wf(send=Inner("k-AAA").send), a)
+
+
+class KeyedModel(BaseModel):
+    account: str = "shared"
+    _key: str = PrivateAttr(default="")
+
+    def pay(self, invoice: str, amount: float) -> dict[str, Any]:
+        return {}
+
+
+def test_a_pydantic_models_private_attributes_are_identity() -> None:
+    def wf(key: str) -> Workflow:
+        model = KeyedModel()
+        model._key = key
+        return _pay_tool(model.pay)
+
+    assert _differ(wf("ACC-A"), wf("ACC-B"))
+    assert not _differ(wf("ACC-A"), wf("ACC-A"))
+
+
+class Node:
+    def __init__(self, child: Any) -> None:
+        self.child = child
+
+    def pay(self, invoice: str, amount: float) -> dict[str, Any]:
+        return {}
+
+
+def test_values_nested_deeply_are_identity_and_cycles_are_bounded() -> None:
+    def chain(value: Any, levels: int) -> Node:
+        node = Node(value)
+        for _ in range(levels):
+            node = Node(node)
+        return node
+
+    for levels in (6, 30):  # 30: past the picture's full depth, where a digest is kept
+        a, b = _pay_tool(chain("ACC-A", levels).pay), _pay_tool(chain("ACC-B", levels).pay)
+        assert _differ(a, b)
+        assert not _differ(a, _pay_tool(chain("ACC-A", levels).pay))
+    deep = chain("ACC-A", 2_000)  # bounded: no RecursionError, the same when rebuilt
+    assert _pay_tool(deep.pay).digest == _pay_tool(chain("ACC-A", 2_000).pay).digest
+    looped = Node(None)
+    looped.child = Node(looped)  # a cycle
+    big = Node(list(range(100_000)))  # a huge object
+    assert _pay_tool(looped.pay).digest == _pay_tool(looped.pay).digest
+    assert _differ(_pay_tool(big.pay), _pay_tool(Node(list(range(99_999))).pay))
+
+
+def _compiled(source: str, name: str) -> Any:
+    namespace: dict[str, Any] = {"__name__": "__main__", "Any": Any}
+    exec(compile(source, "<tenant>", "exec"), namespace)  # two `def pay` in __main__
+    return namespace[name]
+
+
+def test_functions_with_one_qualified_name_but_other_code_are_different() -> None:
+    pay_a = _compiled("def pay(invoice: str, amount: float) -> dict:\n  return {'a': 1}\n", "pay")
+    pay_b = _compiled("def pay(invoice: str, amount: float) -> dict:\n  return {'b': 2}\n", "pay")
+    assert pay_a.__qualname__ == pay_b.__qualname__
+    assert _differ(_pay_tool(pay_a), _pay_tool(pay_b))
+
+    def make(flag: bool) -> Any:
+        if flag:
+
+            def pay(invoice: str, amount: float) -> dict[str, Any]:
+                return {"to": "ACC-A"}
+        else:
+
+            def pay(invoice: str, amount: float) -> dict[str, Any]:
+                return {"to": "ACC-B"}
+
+        return pay
+
+    assert make(True).__qualname__ == make(False).__qualname__
+    assert _differ(_pay_tool(make(True)), _pay_tool(make(False)))
+    assert not _differ(_pay_tool(make(True)), _pay_tool(make(True)))
+
+    def lam(flag: bool) -> Any:
+        return (lambda invoice, amount: "ACC-A") if flag else (lambda invoice, amount: "ACC-B")
+
+    def wrapped(func: Any) -> Workflow:
+        def pay(invoice: str, amount: float) -> Any:
+            return func(invoice, amount)
+
+        return _pay_tool(pay)
+
+    assert _differ(wrapped(lam(True)), wrapped(lam(False)))
+
+    def base(invoice: str, amount: float, account: str = "") -> dict[str, Any]:
+        return {}
+
+    pay_other = _compiled(
+        "def base(invoice: str, amount: float, account: str = '') -> dict:\n  return {1: 1}\n",
+        "base",
+    )
+    assert _differ(
+        wrapped(functools.partial(base, account="A")),
+        wrapped(functools.partial(pay_other, account="A")),
+    )
+
+
+_TWICE = r"""
+import functools, json, sqlite3, sys, threading, tempfile
+from pydantic import BaseModel, PrivateAttr, SecretStr
+from controlroom import Effect, GraphBuilder, tool
+
+class Client:
+    def __init__(self):
+        self.api_key = "k-AAA"
+        self.tags = {"alpha", "beta", "gamma", "delta"}
+        self.frozen = frozenset({"x", "y", "z"})
+        self.by_obj = {object(): 1}
+        self.conn = sqlite3.connect(":memory:")
+        self.lock = threading.Lock()
+        self.file = tempfile.TemporaryFile()
+        self._secret = SecretStr("k-BBB")
+        self._conf = {"region": "eu", "accounts": {"a", "b", "c"}}
+        self._rate = 0.25
+        self.sign = lambda payload: payload + "!"
+    def pay(self, invoice: str, amount: float) -> dict:
+        return {"tags": sorted(self.tags)}
+
+class M(BaseModel):
+    account: str = "x"
+    _key: str = PrivateAttr(default="k-CCC")
+    def refund(self, invoice: str) -> dict:
+        return {}
+
+def closure(acc):
+    def pay2(invoice: str) -> dict:
+        return {"acc": str(acc), "invoice": invoice}
+    return pay2
+
+tools = [
+    tool(Client().pay, effect=Effect.IRREVERSIBLE, name="pay"),
+    tool(M().refund, name="refund"),
+    tool(closure({"ACC-A", "ACC-B"}), name="pay2"),
+    tool(closure(functools.partial(closure, {"x": 1.5})), name="pay3"),
+]
+b = GraphBuilder("twice", model="scripted:test", tools=tools)
+b = b.model("agent", "Hi.", tools=["pay", "refund", "pay2", "pay3"], on_tool_calls="act", next="end")
+wf = b.tools("act", next="agent").build()
+print(json.dumps([wf.digest, wf.secret_fingerprint(b"project-key")]))
+"""
+
+
+def test_the_same_workflow_built_in_two_processes_has_one_digest_and_fingerprint(
+    tmp_path: Path,
+) -> None:
+    script_file = tmp_path / "build_twice.py"
+    script_file.write_text(_TWICE)
+    results = []
+    for seed in ("1", "2"):  # another hash seed: set order and hashes differ
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        done = subprocess.run(
+            [sys.executable, str(script_file)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            timeout=120,
+        )
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert results[0] == results[1]
+    assert results[0][1] is not None  # the secrets count, in the fingerprint
