@@ -182,6 +182,9 @@ class RunAudit(ToolRecords):
         self.log = log
         self.redactor = redactor or Redactor()
         self.workflow = workflow
+        # the seq of the stop record the last run_stopped wrote and signed (None: it did not,
+        # or is not done): the run store keeps it, so a log cut back to an earlier stop shows
+        self.stop_seq: int | None = None
 
     @classmethod
     def disabled(cls) -> RunAudit:
@@ -280,12 +283,14 @@ class RunAudit(ToolRecords):
         next_steps: Sequence[str] = (),
         pending: Sequence[str] = (),
     ) -> None:
-        """Record where the run stopped, and sign the log up to here."""
+        """Record where the run stopped, and sign the log up to here; then
+        :attr:`stop_seq` is the seq of the stop record."""
+        self.stop_seq = None
         if self.log is None:
             return
         if error:
             self.error(error, node=",".join(next_steps) or None)
-        self._append(
+        record = self._append(
             {
                 "kind": _STOP_KINDS.get(status, Kind.RUN_END),
                 STATUS: status,
@@ -308,6 +313,7 @@ class RunAudit(ToolRecords):
             }
         )
         self.log.checkpoint(status)
+        self.stop_seq = int(record["seq"]) if record is not None else None
 
     def error(
         self,

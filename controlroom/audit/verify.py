@@ -26,7 +26,9 @@ with a checkpoint signed by the expected key; ``incomplete`` (3) the chain verif
 end is torn or unsigned; ``tampered`` (1) with the first bad record's index and reason.
 What a chain cannot show: an edit to an unsigned last record (after a crash), and a log cut
 back to an earlier checkpoint together with its head file; ship checkpoints elsewhere
-(``audit export``) to anchor them.
+(``audit export``) to anchor them. :func:`against_run_status` adds what the run store says:
+for a run it calls completed or failed the log must reach the stop record the store names
+(its seq), signed, with nothing unsigned after it (else **truncated**, or edited).
 """
 
 from __future__ import annotations
@@ -286,38 +288,95 @@ def verify_log(path: Path, *, expected_key: bytes, run_id: str | None = None) ->
 
 
 _SETTLED = {"completed", "failed"}
+_STOPS = (Kind.RUN_END, Kind.RUN_WAIT, Kind.RUN_PAUSE)
 
 
-def against_run_status(report: VerifyReport, status: str | None) -> VerifyReport:
-    """``report``, with what the run store says added: a run the store has settled
-    (completed, failed) was recorded in its log first (the runner writes the stop record,
-    and signs it, before the store), so a log whose last stop record is not that one was
-    cut short, even when it was cut at a signed checkpoint and its head file went with it
-    (which the chain alone cannot show)."""
+def _settled_end(
+    report: VerifyReport, status: str, stop_seq: int | None
+) -> tuple[int, Reason, str] | None:
+    """Where the log's end falls short of what the store says of the settled run: no such
+    end (cut back, perhaps to an earlier stop of the same status), an end not signed (its
+    final checkpoint was cut off, so the records before it could be rewritten), or records
+    after the signed end (nothing writes there while the store says settled)."""
+    lines = report.path.read_bytes().split(b"\n")[:-1]
+    if stop_seq is not None:  # the store knows which record settled the run
+        if stop_seq >= len(lines):
+            return (
+                report.records,
+                Reason.TRUNCATED,
+                f"the run store says the run is {status} and that the log recorded that at "
+                f"record {stop_seq}, but the log holds only {len(lines)} records",
+            )
+        end, where = _loads(lines[stop_seq]) or {}, stop_seq
+        if end.get("kind") != Kind.RUN_END or end.get(STATUS) != status:
+            said = f"a {end.get('kind')} record saying {end.get(STATUS)}"
+            return (
+                stop_seq,
+                Reason.EDITED,
+                f"the run store says the run is {status} and that the log recorded that at "
+                f"record {stop_seq}, but that is {said}",
+            )
+    else:  # a run settled before the store kept the seq: its last stop record
+        stops = [(i, _loads(line) or {}) for i, line in enumerate(lines)]
+        stops = [(i, r) for i, r in stops if r.get("kind") in _STOPS]
+        where, end = stops[-1] if stops else (-1, {})
+        if end.get("kind") != Kind.RUN_END or end.get(STATUS) != status:
+            said = f"its last stop record says {end.get(STATUS)}" if stops else "it has no stop"
+            return (
+                report.records,
+                Reason.TRUNCATED,
+                f"the run store says the run is {status}, but {said}",
+            )
+    if report.signed_through <= where:
+        last = report.signed_through
+        covers = f"the last one covers record {last - 1}" if last >= 0 else "the log has none"
+        return (
+            report.records,
+            Reason.TRUNCATED,
+            f"the run store says the run is {status}, recorded at record {where}, but no signed "
+            f"checkpoint covers that ({covers}); the runner signs a run's end before the store "
+            "says so, so the log's final checkpoint was cut off, and the unsigned records "
+            "after the last one may have been rewritten",
+        )
+    if report.unsigned or report.torn_tail_bytes:
+        first = report.signed_through + 1
+        return (
+            first,
+            Reason.EDITED,
+            f"the run store says the run is {status}, recorded at record {where} and signed, "
+            f"but unsigned data follows from record {first} on: nothing writes to the log of "
+            "a settled run before the store says it runs again",
+        )
+    return None
+
+
+def against_run_status(
+    report: VerifyReport, status: str | None, stop_seq: int | None = None
+) -> VerifyReport:
+    """``report``, with what the run store says added. A run the store has settled
+    (completed, failed) was recorded in its log first: the runner writes the stop record
+    and signs it, then updates the store, with ``stop_seq`` the seq of that stop record. So
+    the log must reach that record, a run.end of that status, covered by a signed
+    checkpoint, with nothing after the signature; else it was cut short (even when it was
+    cut at a signed checkpoint, or at an earlier stop of the same status, and its head file
+    went with it, which the chain alone cannot show) or added to. Without ``stop_seq`` (a
+    run settled before the store kept it) the log's last stop record stands for it."""
     if status not in _SETTLED or report.status == "tampered":
         return report
-    last_stop: dict[str, Any] | None = None
-    for line in reversed(report.path.read_bytes().split(b"\n")[:-1]):
-        record = _loads(line)
-        if record is not None and record.get("kind") in (
-            Kind.RUN_END,
-            Kind.RUN_WAIT,
-            Kind.RUN_PAUSE,
-        ):
-            last_stop = record
-            break
-    said = (last_stop or {}).get(STATUS)
-    if last_stop is not None and last_stop.get("kind") == Kind.RUN_END and said == status:
+    finding = _settled_end(report, status, stop_seq)
+    if finding is None:
         return report
-    where = f"its last stop record says {said}" if last_stop else "it has no stop record"
+    index, reason, detail = finding
+    hint = (
+        "compare with an exported copy"
+        if reason is Reason.EDITED
+        else "records were cut off the end of the log (with its head file, so the chain "
+        "alone cannot show it); compare with an exported copy"
+    )
     return dataclasses.replace(
         report,
         status="tampered",
-        index=report.records,
-        reason=Reason.TRUNCATED,
-        detail=(
-            f"the run store says the run is {status}, but {where}: records were cut off the "
-            "end of the log (with its head file, so the chain alone cannot show it); compare "
-            "with an exported copy"
-        ),
+        index=index,
+        reason=reason,
+        detail=f"{detail}: {hint}",
     )

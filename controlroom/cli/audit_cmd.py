@@ -24,6 +24,7 @@ from controlroom.audit.log import read_records
 from controlroom.audit.verify import VerifyReport, against_run_status, verify_log
 from controlroom.cli.audit_render import timeline
 from controlroom.cli.common import JsonOpt, fail, load_settings, open_runner
+from controlroom.cli.render import escape_controls
 from controlroom.config import Settings
 from controlroom.errors import ControlroomError, RunNotFoundError
 
@@ -77,22 +78,24 @@ def resolve_log(settings: Settings, run: str) -> tuple[Path, str]:
     )
 
 
-def _store_status(settings: Settings, run_id: str) -> str | None:
-    """What the project's run store says of the run (None: no store, or no such run)."""
+def _store_status(settings: Settings, run_id: str) -> tuple[str | None, int | None]:
+    """What the project's run store says of the run: its status and the seq of the audit
+    record of its last stop (None, None: no store, or no such run)."""
     if settings.backend == "sqlite" and not settings.store_path.is_file():
-        return None
+        return None, None
     from controlroom.graphs.storage.backends import open_backend
 
     try:
         backend = open_backend(settings)
     except ControlroomError:  # a damaged store: the log is checked on its own
-        return None
+        return None, None
     try:
-        return backend.store.get_run(run_id).status.value
+        record = backend.store.get_run(run_id)
     except ControlroomError:
-        return None
+        return None, None
     finally:
         backend.close()
+    return record.status.value, record.audit_stop_seq
 
 
 def _verify(settings: Settings, path: Path, run_id: str, key: Path | None) -> VerifyReport:
@@ -102,7 +105,8 @@ def _verify(settings: Settings, path: Path, run_id: str, key: Path | None) -> Ve
         else expected_public_key(settings.keys_path, settings.audit_key, settings.audit_public_key)
     )
     report = verify_log(path, expected_key=expected, run_id=run_id)
-    return against_run_status(report, _store_status(settings, run_id))
+    status, stop_seq = _store_status(settings, run_id)
+    return against_run_status(report, status, stop_seq)
 
 
 @audit_app.command()
@@ -117,7 +121,7 @@ def verify(run: RunArg, key: KeyOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
-        typer.echo(report.summary())
+        typer.echo(escape_controls(report.summary()))
     raise typer.Exit(report.exit_code)
 
 
@@ -139,7 +143,7 @@ def show(run: RunArg, key: KeyOpt = None, as_json: JsonOpt = False) -> None:
         }
         print(json.dumps(payload, indent=2, ensure_ascii=False))
         return
-    typer.echo(report.summary())
+    typer.echo(escape_controls(report.summary()))
     for line in timeline(records):
         typer.echo(line)
 
@@ -171,7 +175,8 @@ def export(
         sys.stdout.flush()
     else:
         out.write_bytes(data)
-        typer.echo(f"Wrote {len(data)} bytes ({format.value}) of run {run_id} to {out}.", err=True)
+        said = f"Wrote {len(data)} bytes ({format.value}) of run {run_id} to {out}."
+        typer.echo(escape_controls(said), err=True)
 
 
 def replay_command(
@@ -209,7 +214,7 @@ def replay_command(
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
-        typer.echo(report.summary())
+        typer.echo(escape_controls(report.summary()))
     raise typer.Exit(report.exit_code)
 
 

@@ -104,3 +104,31 @@ def test_the_example_runs_with_its_gate(pack_home: Path) -> None:
     assert result.status is RunStatus.COMPLETED
     [reply] = [m for m in runner.messages(result.run_id) if m.type == "tool"]
     assert '"annual_salary": 142000' in str(reply.content)
+
+
+def test_broken_project_policies_stop_deciding_never_reading_or_replaying(
+    pack_home: Path, tmp_path: Path
+) -> None:
+    """`<home>/policies` decides workflows that name none. Broken after a run, it stops new
+    decisions with the file named, while `runs`, `show` and a replay (which decides with the
+    policy set kept with the audit) go on working."""
+    shutil.copytree(builtin_policies("pack"), pack_home / "policies")
+    flow = tmp_path / "flow" / "workflow.yaml"
+    flow.parent.mkdir()
+    flow.write_text(WORKFLOW.replace("policies: {policies}\n", ""))
+    replies = [
+        ScriptedReply(tool_calls=[call("get_salary", employee_id="E0008")]),
+        ScriptedReply(content="ok"),
+    ]
+    with runner_with(pack_home, *replies) as runner:
+        done = runner.start(flow, user="erin", input="What does Carol earn?", model="scripted:test")
+    assert done.status is RunStatus.COMPLETED
+    [policy_file, *_] = sorted((pack_home / "policies").glob("*.cedar"))
+    policy_file.write_text("permit(principal, action, resource) garbage(")
+    with runner_with(pack_home, *replies) as runner:
+        assert [r.run_id for r in runner.list_runs()] == [done.run_id]
+        assert runner.get_run(done.run_id).status is RunStatus.COMPLETED
+        report = runner.replay(done.run_id)
+        assert report.matched, report
+        with pytest.raises(PolicyError, match=policy_file.name):
+            runner.start(flow, user="erin", input="What does Carol earn?", model="scripted:test")

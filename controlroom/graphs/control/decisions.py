@@ -78,7 +78,7 @@ class Decisions:
         *,
         store: Store,
         audits: AuditFactory,
-        gate: Gate,
+        gate: Callable[[], Gate],
         home: Path,
         workflows: RunWorkflows,
         principal: Callable[[str], Principal],
@@ -110,7 +110,7 @@ class Decisions:
                 raise UnknownToolError(f"Run {record.run_id} has no tool '{item.tool}'.")
             checked = tool.validate_args(args)
             args = checked.model_dump(mode="json")
-            gate = wf.gate or self._gate
+            gate = wf.gate or self._gate()
             with using_home(self._home), deciding(*_call_of(item), "edit"):
                 verdict = gate.decide(requester, tool, args)
             if verdict.verdict is Verdict.DENY:

@@ -3,14 +3,18 @@
 :func:`check_keys` checks the key (present, readable, owner-only, matching the public key
 next to it) and returns the public key logs verify against; :func:`verify_logs` verifies each
 log once (intact / incomplete / tampered, naming the bad ones and those signed by another
-key); :func:`logged_run` reads what a log says of its run, for runs the store does not list.
+key), against what the store says of its run (its status and the seq of its last stop record:
+:func:`stop_seqs`); :func:`logged_run` reads what a log says of its run, for runs the store
+does not list.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -110,10 +114,39 @@ def log_names(audit_dir: Path) -> list[str]:
 _Verdict = tuple[str, str, str | None, int | None]  # run id, status, reason, record index
 
 
-def _verify_one(path: Path, run_id: str, expected: bytes, status: str | None) -> _Verdict:
+_STOP_SEQS = "SELECT run_id, audit_stop_seq FROM runs WHERE audit_stop_seq IS NOT NULL"
+
+
+def stop_seqs(settings: Settings) -> dict[str, int]:
+    """Per run, the seq of the audit record of its last stop, as the run store has it (read
+    only; empty when the store cannot tell: none, unreadable, or not migrated yet)."""
+    try:
+        if settings.backend == "postgres":
+            import psycopg
+
+            from controlroom.graphs.storage.postgres_session import CONNECT_KWARGS
+
+            url = settings.database_url_value or ""
+            with psycopg.connect(url, autocommit=True, **CONNECT_KWARGS) as conn:
+                rows = conn.execute(_STOP_SEQS).fetchall()
+        else:
+            if not settings.store_path.is_file():
+                return {}
+            with closing(sqlite3.connect(settings.store_path, timeout=10.0)) as conn:
+                conn.execute("PRAGMA query_only=ON")  # doctor reads; it never writes
+                rows = conn.execute(_STOP_SEQS).fetchall()
+    except Exception:  # the store's own checks report what is wrong with it
+        return {}
+    return {str(run): int(seq) for run, seq in rows}
+
+
+def _verify_one(
+    path: Path, run_id: str, expected: bytes, status: str | None, stop_seq: int | None
+) -> _Verdict:
     """One log, read and verified once, against what the store says of its run."""
     try:
-        verdict = against_run_status(verify_log(path, expected_key=expected, run_id=run_id), status)
+        report = verify_log(path, expected_key=expected, run_id=run_id)
+        verdict = against_run_status(report, status, stop_seq)
     except (AuditError, OSError):
         return run_id, "unreadable", None, None
     return run_id, verdict.status, verdict.reason.value if verdict.reason else None, verdict.index
@@ -131,9 +164,14 @@ def verify_logs(
     if expected is None:
         summary.unverified = len(runs)
         return
+    seqs = stop_seqs(settings) if statuses else {}
     for run in runs:
         run_id, status, reason, index = _verify_one(
-            settings.audit_path / f"{run}.jsonl", run, expected, (statuses or {}).get(run)
+            settings.audit_path / f"{run}.jsonl",
+            run,
+            expected,
+            (statuses or {}).get(run),
+            seqs.get(run),
         )
         if status == "intact":
             summary.intact += 1

@@ -61,6 +61,12 @@ def _answered(graph_input: Any) -> list[str]:
     return [aid for answers in resume.values() if isinstance(answers, dict) for aid in answers]
 
 
+def stopped_at(audit: RunAudit) -> dict[str, Any]:
+    """What the store keeps of the stop record ``record_stop`` just wrote and signed: its
+    seq, so `audit verify` finds a log cut back to an earlier stop (nothing if unwritten)."""
+    return {} if audit.stop_seq is None else {"audit_stop_seq": audit.stop_seq}
+
+
 def check_text(text: str, what: str) -> None:
     """Text a run stores and records must be encodable (no lone surrogates, which is what
     undecodable bytes become in Python); refused before anything is stored."""
@@ -89,7 +95,7 @@ class RunDriver:
         store: Store,
         checkpointer: Any,
         audits: AuditFactory,
-        gate: Gate,
+        gate: Callable[[], Gate],
         workflows: RunWorkflows,
         principal: Callable[[str], Principal],
         get_run: Callable[[str], RunRecord],
@@ -172,7 +178,7 @@ class RunDriver:
     ) -> RunResult:
         record = self._store.get_run(run_id)
         audit = self._audits.for_run(run_id, wf)
-        self._audits.keep_policies(wf.gate or self._gate)  # what a replay decides with
+        self._audits.keep_policies(wf.gate or self._gate())  # what a replay decides with
         if audit.enabled and not audit.has(Kind.RUN_START):
             self._restart_log(audit, record, principal)
         if not fresh:  # a new run was inserted as running already
@@ -183,7 +189,7 @@ class RunDriver:
             run_id=run_id,
             principal=principal,
             tools=wf.tools,
-            gate=wf.gate or self._gate,
+            gate=wf.gate or self._gate(),
             get_model=self._model_getter(wf),
             retriever=lambda: self._retriever(wf),
             default_model=record.model,
@@ -220,7 +226,7 @@ class RunDriver:
             return self._fail(run_id, graph, f"{type(exc).__name__}: {exc}")
         except BaseException:
             record_stop(audit, "interrupted", output=None, error=None, next_steps=[], pending=[])
-            self._store.update_run(run_id, status=RunStatus.INTERRUPTED)
+            self._store.update_run(run_id, status=RunStatus.INTERRUPTED, **stopped_at(audit))
             raise
         result = self._settle(run_id, graph.get_state(config), audit)
         if result.status is RunStatus.PAUSED:
@@ -290,7 +296,13 @@ class RunDriver:
         # The log first, then the store: a crash in between leaves a run that is not yet
         # "failed", which the next resume settles (and records) again.
         record_stop(audit, "failed", output=None, error=error, next_steps=next_steps, pending=[])
-        self._store.update_run(run_id, status=RunStatus.FAILED, error=error, next_steps=next_steps)
+        self._store.update_run(
+            run_id,
+            status=RunStatus.FAILED,
+            error=error,
+            next_steps=next_steps,
+            **stopped_at(audit),
+        )
         return self.result(run_id, pending=False)
 
     def settle_after_crash(self, record: RunRecord, snapshot: StateSnapshot) -> RunResult:
@@ -298,6 +310,7 @@ class RunDriver:
         that drove it may have died before it said so (then the run's end is recorded)."""
         if record.status is RunStatus.COMPLETED or not self._at_end(snapshot):
             return self._settle(record.run_id, snapshot)
+        self._reopen(record)
         audit = self.continued_audit(record)
         audit.run_resumed(step_mode=False, answered=[])
         return self._settle(record.run_id, snapshot, audit)
@@ -307,9 +320,17 @@ class RunDriver:
         died after the run began to wait, before it said so, has that recorded now."""
         if record.status is RunStatus.WAITING:
             return self._settle(record.run_id, snapshot)
+        self._reopen(record)
         audit = self.continued_audit(record)
         audit.run_resumed(step_mode=False, answered=[])
         return self._settle(record.run_id, snapshot, audit)
+
+    def _reopen(self, record: RunRecord) -> None:
+        """Before a settled (completed, failed) run's log is written again, the store stops
+        saying so, as ``drive`` does: a store that says settled means a log that ends with
+        that signed stop, so records after it were added by someone else."""
+        if record.status in (RunStatus.COMPLETED, RunStatus.FAILED):
+            self._store.update_run(record.run_id, status=RunStatus.RUNNING, error=None)
 
     @staticmethod
     def _at_end(snapshot: StateSnapshot) -> bool:
@@ -335,6 +356,7 @@ class RunDriver:
             status = RunStatus.COMPLETED
         output = snapshot.values.get("output") if status is RunStatus.COMPLETED else None
         next_steps = list(snapshot.next)
+        stop: dict[str, Any] = {}
         if audit is not None:
             pending = [a.approval_id for a in self._store.list_approvals(run_id=run_id)]
             record_stop(
@@ -345,7 +367,8 @@ class RunDriver:
                 next_steps=next_steps,
                 pending=pending,
             )
-        self._store.update_run(run_id, status=status, output=output, next_steps=next_steps)
+            stop = stopped_at(audit)
+        self._store.update_run(run_id, status=status, output=output, next_steps=next_steps, **stop)
         return self.result(run_id)
 
     def new_run(

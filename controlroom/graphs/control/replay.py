@@ -114,7 +114,7 @@ class ReplaySource:
     directory and document store, opened only when the replay needs them."""
 
     settings: Settings
-    gate: Gate
+    gate: Callable[[], Gate]  # raises PolicyError when today's project policies are broken
     directory: Callable[[], Directory]
     documents: Callable[[], DocumentStore]
 
@@ -212,6 +212,19 @@ def _answer(scratch: ScratchRunner, session: ReplaySession, result: RunResult) -
     return True
 
 
+def _live_gate(
+    wf: Workflow, broken: PolicyError | None, source: ReplaySource
+) -> tuple[Gate, PolicyError | None]:
+    """Today's gate for the run's calls (what --redecide compares with), and why today's
+    policies cannot be loaded, if so: the workflow's own, else the project's default."""
+    if broken is None and wf.gate is None:
+        try:
+            return source.gate(), None
+        except PolicyError as exc:  # the project's default policies, broken since the run
+            broken = exc
+    return (UnavailableGate(broken) if broken else (wf.gate or source.gate())), broken
+
+
 def replay_run(
     source: ReplaySource,
     run_id: str,
@@ -241,7 +254,7 @@ def replay_run(
         today: Directory | None = source.directory()
     except ControlroomError:  # no directory today: the record has who decided
         today = None
-    live_gate: Gate = UnavailableGate(broken) if broken else (wf.gate or source.gate)
+    live_gate, broken = _live_gate(wf, broken, source)
     hashes = {str(h) for r in records if (h := r.get("controlroom.policy.set_hash")) is not None}
     model_spec = str(start.get("controlroom.model.spec"))
     specs = {model_spec} | {m for s in wf.spec.steps if (m := getattr(s, "model", None))}

@@ -81,9 +81,7 @@ class Runner:
         self.store: Store = self.backend.store
         self.checkpointer: Any = self.backend.checkpointer
         self._directory = directory
-        # The gate of workflows that name no policies: the caller's, else the project's
-        # default policies (<home>/policies), else the tools' declared behaviour.
-        self.gate: Gate = gate or project_gate(settings.home) or DeclaredGate()
+        self._gate: Gate | None = gate  # else the project's, loaded when a call is decided
         self._models: dict[str, BaseChatModel] = dict(models or {})
         self._documents = documents  # the document store, opened on first retrieval
         self._retrievers: dict[str, Retriever] = {}
@@ -97,7 +95,7 @@ class Runner:
             store=self.store,
             checkpointer=self.checkpointer,
             audits=self._audits,
-            gate=self.gate,
+            gate=lambda: self.gate,
             workflows=self._workflows,
             principal=self.principal,
             get_run=self.get_run,
@@ -110,7 +108,7 @@ class Runner:
         self._decisions = Decisions(
             store=self.store,
             audits=self._audits,
-            gate=self.gate,
+            gate=lambda: self.gate,
             home=settings.home,
             workflows=self._workflows,
             principal=self.principal,
@@ -141,6 +139,16 @@ class Runner:
         if self._directory is None:
             self._directory = Directory.load(self.settings.directory_path)
         return self._directory
+
+    @property
+    def gate(self) -> Gate:
+        """The gate of workflows that name no policies: the caller's, else the project's
+        default policies (``<home>/policies``), else the tools' declared behaviour. Loaded
+        on first use: a broken policy folder stops what must decide a call (``run``,
+        ``approve``), not ``show``, ``runs`` or a ``replay``, which decides on the record."""
+        if self._gate is None:
+            self._gate = project_gate(self.settings.home) or DeclaredGate()
+        return self._gate
 
     def principal(self, user_id: str) -> Principal:
         return self.directory.get_principal(user_id)
@@ -261,7 +269,7 @@ class Runner:
             workflow = self._workflows.for_run(record, None, allow_changed=False)
         source = ReplaySource(
             settings=self.settings,
-            gate=self.gate,
+            gate=lambda: self.gate,
             directory=lambda: self.directory,
             documents=lambda: self.documents,
         )

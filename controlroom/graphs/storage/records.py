@@ -78,6 +78,9 @@ class RunRecord(BaseModel):
     # an HMAC of the secrets the run's tools were bound to (see Workflow.secret_fingerprint):
     # kept in the store, never in the audit or the JSON a script reads
     workflow_fingerprint: str | None = Field(default=None, exclude=True, repr=False)
+    # the seq of the audit log's record of where the run last stopped (its run.end for a
+    # completed or failed run), written after it: `audit verify` checks the log reaches it
+    audit_stop_seq: int | None = Field(default=None, exclude=True, repr=False)
     pending_approvals: int = 0
     denied_calls: int = 0  # tool calls the gate refused (never executed)
     rejected_calls: int = 0  # tool calls a person rejected (never executed)

@@ -35,6 +35,10 @@ from controlroom.graphs.storage.schema import SCHEMA, SCHEMA_VERSION
 
 _NO_LIMIT = 1 << 62  # "every row", in a LIMIT both SQLite and PostgreSQL accept
 _REFUSAL_KEY = frozenset({"run_id", "step", "call_id", "created_at"})
+_ADDED_COLUMNS = {  # added since 0.1: forks 0.2; fingerprints, decisions 0.3; audit stop seq
+    "runs": ("parent_checkpoint TEXT", "workflow_fingerprint TEXT", "audit_stop_seq INTEGER"),
+    "effects": ("decision TEXT",),
+}
 
 
 class Store:
@@ -72,14 +76,11 @@ class Store:
         the schema version (``PRAGMA user_version``; 0: made before versions were kept)."""
         with self._lock:
             version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-            columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(runs)")}
-            if "parent_checkpoint" not in columns:  # forks (time travel), added in 0.2
-                self._add_column("runs", "parent_checkpoint TEXT")
-            if "workflow_fingerprint" not in columns:  # tools' secret configuration, 0.3
-                self._add_column("runs", "workflow_fingerprint TEXT")
-            effects = {r["name"] for r in self._conn.execute("PRAGMA table_info(effects)")}
-            if "decision" not in effects:  # the decision that authorised an effect, 0.3
-                self._add_column("effects", "decision TEXT")
+            for table, added in _ADDED_COLUMNS.items():
+                have = {r["name"] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+                for definition in added:
+                    if definition.split()[0] not in have:
+                        self._add_column(table, definition)
             if version < self.SCHEMA_VERSION:
                 self._conn.execute(f"PRAGMA user_version = {int(self.SCHEMA_VERSION)}")
 
@@ -179,8 +180,7 @@ class Store:
         (``limit`` None: every run from ``offset`` on)."""
         statuses = [status] if isinstance(status, str) else status
         where, params = self._status_filter(statuses)
-        query = f"{self._RUN_QUERY}{where} ORDER BY created_at DESC, run_id"
-        query += " LIMIT ? OFFSET ?"
+        query = f"{self._RUN_QUERY}{where} ORDER BY created_at DESC, run_id LIMIT ? OFFSET ?"
         page = (_NO_LIMIT if limit is None else max(0, limit), max(0, offset))
         with self._lock:
             rows = self._conn.execute(query, (*params, *page)).fetchall()

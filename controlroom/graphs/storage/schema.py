@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS runs (
     parent_checkpoint TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    workflow_fingerprint TEXT
+    workflow_fingerprint TEXT,
+    audit_stop_seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 CREATE TABLE IF NOT EXISTS approvals (
